@@ -1,0 +1,144 @@
+"""The Glue Data Catalog: tables from the schema registry (or from a new type's first records), partitions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from exportlake.domain.errors import ExportlakeError
+from exportlake.domain.naming import table_location, validate_column_name, validate_table_name
+from exportlake.domain.schemas import PARTITION_KEYS
+
+PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+PARQUET_INPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
+PARQUET_OUTPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def storage_descriptor(columns: Sequence[str], location: str) -> dict[str, Any]:
+    """A Parquet storage descriptor with every column a string."""
+    return {
+        "Columns": [{"Name": validate_column_name(c), "Type": "string"} for c in columns],
+        "Location": location,
+        "InputFormat": PARQUET_INPUT,
+        "OutputFormat": PARQUET_OUTPUT,
+        "SerdeInfo": {"SerializationLibrary": PARQUET_SERDE, "Parameters": {"serialization.format": "1"}},
+        "Compressed": True,
+    }
+
+
+def table_input(name: str, columns: Sequence[str], bucket: str, description: str = "") -> dict[str, Any]:
+    """The Glue ``TableInput`` of an export table."""
+    return {
+        "Name": validate_table_name(name),
+        "Description": description or f"exportlake: records of export type {name}",
+        "TableType": "EXTERNAL_TABLE",
+        "Parameters": {"classification": "parquet", "parquet.compression": "ZSTD", "EXTERNAL": "TRUE"},
+        "PartitionKeys": [{"Name": k, "Type": "string"} for k in PARTITION_KEYS],
+        "StorageDescriptor": storage_descriptor(columns, table_location(bucket, name)),
+    }
+
+
+class GlueCatalog:
+    """Tables and partitions of one Glue database."""
+
+    def __init__(self, glue_client: Any, database: str, bucket: str):
+        self._glue = glue_client
+        self.database = database
+        self._bucket = bucket
+
+    def ensure_database(self) -> None:
+        """Create the database if it does not exist."""
+        try:
+            self._glue.create_database(
+                DatabaseInput={"Name": self.database, "Description": "exportlake: NeoDay automated exports"}
+            )
+        except ClientError as exc:
+            if _code(exc) != "AlreadyExistsException":
+                raise
+
+    def columns(self, table: str) -> list[str] | None:
+        """The table's data columns in order, or ``None`` if the table does not exist."""
+        try:
+            resp = self._glue.get_table(DatabaseName=self.database, Name=validate_table_name(table))
+        except ClientError as exc:
+            if _code(exc) == "EntityNotFoundException":
+                return None
+            raise
+        return [c["Name"] for c in resp["Table"]["StorageDescriptor"].get("Columns", [])]
+
+    def tables(self) -> list[str]:
+        """Every table name of the database."""
+        names: list[str] = []
+        for page in self._glue.get_paginator("get_tables").paginate(DatabaseName=self.database):
+            names.extend(t["Name"] for t in page.get("TableList", []))
+        return names
+
+    def create_table(self, table: str, columns: Sequence[str], description: str = "") -> None:
+        """Create an export table; an existing one is left as it is."""
+        try:
+            self._glue.create_table(
+                DatabaseName=self.database, TableInput=table_input(table, columns, self._bucket, description)
+            )
+        except ClientError as exc:
+            if _code(exc) != "AlreadyExistsException":
+                raise
+
+    def add_columns(self, table: str, new_columns: Sequence[str]) -> list[str]:
+        """Append columns to a table (Parquet is read by name, so older partitions read them as NULL)."""
+        resp = self._glue.get_table(DatabaseName=self.database, Name=validate_table_name(table))
+        current = resp["Table"]
+        existing = [c["Name"] for c in current["StorageDescriptor"].get("Columns", [])]
+        merged = existing + [c for c in new_columns if c not in existing]
+        if merged == existing:
+            return existing
+        update = table_input(table, merged, self._bucket, current.get("Description", ""))
+        # Keep what the table already says about itself (e.g. parameters set by the CDK stack).
+        update["Parameters"] = {**current.get("Parameters", {}), **update["Parameters"]}
+        update["StorageDescriptor"]["Location"] = current["StorageDescriptor"].get(
+            "Location", update["StorageDescriptor"]["Location"]
+        )
+        self._glue.update_table(DatabaseName=self.database, TableInput=update)
+        return merged
+
+    def partition_exists(self, table: str, values: Sequence[str]) -> bool:
+        """True if the partition with ``values`` is registered."""
+        try:
+            self._glue.get_partition(
+                DatabaseName=self.database, TableName=validate_table_name(table), PartitionValues=list(values)
+            )
+        except ClientError as exc:
+            if _code(exc) == "EntityNotFoundException":
+                return False
+            raise
+        return True
+
+    def register_partition(self, table: str, values: Sequence[str], location: str, columns: Sequence[str]) -> bool:
+        """Register one partition; True if created, False if it already existed (both are success)."""
+        resp = self._glue.batch_create_partition(
+            DatabaseName=self.database,
+            TableName=validate_table_name(table),
+            PartitionInputList=[
+                {"Values": list(values), "StorageDescriptor": storage_descriptor(columns, location)},
+            ],
+        )
+        for error in resp.get("Errors", []):
+            code = error.get("ErrorDetail", {}).get("ErrorCode", "")
+            if code == "AlreadyExistsException":
+                return False
+            raise ExportlakeError(f"Glue refused partition {values} of {table}: {error.get('ErrorDetail')}")
+        return True
+
+    def partitions(self, table: str) -> list[dict[str, Any]]:
+        """Every partition of a table (values and location)."""
+        out: list[dict[str, Any]] = []
+        for page in self._glue.get_paginator("get_partitions").paginate(
+            DatabaseName=self.database, TableName=validate_table_name(table)
+        ):
+            out.extend(page.get("Partitions", []))
+        return out

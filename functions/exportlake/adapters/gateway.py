@@ -1,0 +1,298 @@
+"""The NeoDay gateway over HTTP: OAuth client credentials, retries, paging, and a guarded download."""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urljoin, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from exportlake.domain.errors import AuthError, DownloadExpired, DownloadRefused, GatewayError, TransientError
+from exportlake.domain.models import Export, ResultRef
+from exportlake.domain.naming import validate_export_name, validate_result_id
+from exportlake.settings import is_loopback
+
+log = logging.getLogger(__name__)
+
+TOKEN_PATH = "/api/1/oauth2/access_token"
+EXPORTS_PATH = "/api/1/data-exporter/automated"
+PER_PAGE = 100
+MAX_PAGES = 10_000
+CHUNK_SIZE = 1 << 20
+TIMEOUT = (10.0, 60.0)  # (connect, read) seconds
+TOKEN_MARGIN = 300.0  # renew this many seconds before the token's stated expiry
+
+
+def retry_policy(total: int = 5, backoff: float = 0.5) -> Retry:
+    """urllib3's retry: 429/5xx and timeouts, exponential backoff with jitter, ``Retry-After`` honoured.
+
+    POST is retried too: the token request is idempotent.
+    """
+    return Retry(
+        total=total,
+        connect=total,
+        read=total,
+        status=total,
+        backoff_factor=backoff,
+        backoff_jitter=backoff,
+        backoff_max=30.0,
+        status_forcelist=(429, 500, 502, 503, 504),
+        allowed_methods=None,
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+
+
+def new_session(retry: Retry | None = None) -> requests.Session:
+    """A session with the retry policy mounted, ignoring proxy and netrc settings from the environment."""
+    session = requests.Session()
+    session.trust_env = False  # no ~/.netrc credentials or proxies sneak in
+    adapter = HTTPAdapter(max_retries=retry or retry_policy(), pool_maxsize=4)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The API client credentials (kept out of repr so they never reach a log)."""
+
+    client_id: str
+    client_secret: str
+
+    def __repr__(self) -> str:
+        return f"Credentials(client_id={self.client_id!r}, client_secret=***)"
+
+
+class TokenCache:
+    """One bearer token per process, reused until shortly before it expires; thread-safe."""
+
+    def __init__(self, fetch: Callable[[], tuple[str, float]], clock: Callable[[], float] = time.monotonic):
+        self._fetch = fetch
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._expires = 0.0
+        self.fetches = 0
+
+    def get(self) -> str:
+        """The cached token, fetching a new one when there is none or it is about to expire."""
+        with self._lock:
+            if self._token is None or self._clock() >= self._expires:
+                token, lifetime = self._fetch()
+                self.fetches += 1
+                self._token = token
+                self._expires = self._clock() + max(lifetime - TOKEN_MARGIN, lifetime / 2)
+            return self._token
+
+    def invalidate(self, token: str) -> None:
+        """Forget ``token`` (after a 401), unless another thread already replaced it."""
+        with self._lock:
+            if self._token == token:
+                self._token = None
+
+
+class DownloadGuard:
+    """The allowlist for download URLs: https (http only on loopback) and a host matching a pattern."""
+
+    def __init__(self, host_patterns: Sequence[str]):
+        self._patterns = tuple(p.lower() for p in host_patterns)
+
+    def check(self, url: str) -> str:
+        """Return ``url`` if allowed, else raise ``DownloadRefused`` (before anything is sent)."""
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if not host:
+            raise DownloadRefused("download URL has no host")
+        if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(host)):
+            raise DownloadRefused(f"download URL scheme {parts.scheme!r} refused for host {host!r}")
+        if parts.username or parts.password:
+            raise DownloadRefused("download URL carries credentials")
+        if not any(self._match(host, p) for p in self._patterns):
+            raise DownloadRefused(f"download host {host!r} is not in EXPORTLAKE_DOWNLOAD_HOSTS")
+        return url
+
+    @staticmethod
+    def _match(host: str, pattern: str) -> bool:
+        if pattern.startswith("*."):
+            # "*.example.com" covers any sub-domain; fnmatch's "*" would also match dots, which is what we want
+            # for multi-level pre-signed hosts (bucket.region.digitaloceanspaces.com).
+            return host.endswith(pattern[1:]) and fnmatch.fnmatchcase(host, pattern)
+        return host == pattern
+
+
+class HttpGateway:
+    """The gateway client the planner and copier use."""
+
+    def __init__(
+        self,
+        base_url: str,
+        credentials: Callable[[], Credentials],
+        download_hosts: Sequence[str],
+        *,
+        session: requests.Session | None = None,
+        download_session: requests.Session | None = None,
+        per_page: int = PER_PAGE,
+    ):
+        self._base = base_url.rstrip("/")
+        self._credentials = credentials
+        self._session = session or new_session()
+        # A separate session: it never holds the bearer token, so no redirect or retry can carry it off-host.
+        self._download = download_session or new_session()
+        self._guard = DownloadGuard(download_hosts)
+        self._per_page = per_page
+        self.tokens = TokenCache(self._fetch_token)
+
+    # -- token ------------------------------------------------------------------------------------------------
+    def _fetch_token(self) -> tuple[str, float]:
+        creds = self._credentials()
+        try:
+            resp = self._session.post(
+                self._base + TOKEN_PATH,
+                json={
+                    "grant_type": "client_credentials",
+                    "client_id": creds.client_id,
+                    "client_secret": creds.client_secret,
+                },
+                timeout=TIMEOUT,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            raise TransientError(f"token request failed: {type(exc).__name__}") from None
+        if resp.status_code in (400, 401, 403):
+            raise AuthError(f"the gateway refused the client credentials (HTTP {resp.status_code})")
+        body = self._json(resp, "token")
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise GatewayError("token response holds no access_token")
+        expires_in = body.get("expires_in", 3600)
+        lifetime = float(expires_in) if isinstance(expires_in, int | float) and expires_in > 0 else 3600.0
+        return token, lifetime
+
+    # -- calls ------------------------------------------------------------------------------------------------
+    def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """GET a gateway path with the bearer token; on 401 renew the token once and retry."""
+        for attempt in (1, 2):
+            token = self.tokens.get()
+            try:
+                resp = self._session.get(
+                    self._base + path,
+                    params=params,
+                    headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+                    timeout=TIMEOUT,
+                    allow_redirects=False,  # a redirect would carry the token to wherever it points
+                )
+            except requests.RequestException as exc:
+                raise TransientError(f"GET {path} failed: {type(exc).__name__}") from None
+            if resp.status_code == 401 and attempt == 1:
+                log.info("gateway answered 401; renewing the token once")
+                self.tokens.invalidate(token)
+                continue
+            if resp.status_code in (401, 403):
+                raise AuthError(f"GET {path}: HTTP {resp.status_code} (does the client have automated-exports-view?)")
+            return self._json(resp, f"GET {path}")
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _json(resp: requests.Response, what: str) -> Any:
+        if resp.status_code == 429 or resp.status_code >= 500:
+            raise TransientError(f"{what}: HTTP {resp.status_code} after retries")
+        if resp.status_code >= 300:
+            raise GatewayError(f"{what}: HTTP {resp.status_code}")
+        try:
+            return resp.json()
+        except ValueError:
+            raise GatewayError(f"{what}: response is not JSON") from None
+
+    def list_exports(self) -> list[Export]:
+        """Every active automated export with its newest result."""
+        body = self._get(EXPORTS_PATH)
+        if not isinstance(body, list):
+            raise GatewayError("GET /automated did not return a list")
+        return [Export.from_api(item) for item in body]
+
+    def list_results(self, export_name: str) -> list[ResultRef]:
+        """Every result of one export, paging until ``total`` is reached (the server may cap the page size)."""
+        name = validate_export_name(export_name)
+        path = f"{EXPORTS_PATH}/{quote(name, safe='')}/results"
+        seen: dict[str, ResultRef] = {}
+        total: int | None = None
+        for page in range(1, MAX_PAGES + 1):
+            body = self._get(path, {"page": page, "perPage": self._per_page})
+            if not isinstance(body, dict) or not isinstance(body.get("results"), list):
+                raise GatewayError(f"results of {name}: unexpected body")
+            raw_total = body.get("total")
+            if not isinstance(raw_total, int) or raw_total < 0:
+                raise GatewayError(f"results of {name}: 'total' is missing or not a count")
+            total = raw_total
+            items = body["results"]
+            for item in items:
+                ref = ResultRef.from_api(name, item)
+                seen[ref.result_id] = ref
+            # Stop on an empty page too: a total that over-counts must not loop forever.
+            if not items or len(seen) >= total:
+                break
+        if total is not None and len(seen) < total:
+            # Results can appear while we page (newest first shifts pages); say so rather than hide it.
+            log.warning("results of %s: total %d but %d distinct results listed", name, total, len(seen))
+        return sorted(seen.values())
+
+    def download_url(self, result_id: str) -> str:
+        """The pre-signed download URL of one result (short-lived: fetch it right before use)."""
+        rid = validate_result_id(result_id)
+        body = self._get(f"{EXPORTS_PATH}/fetch/{rid}")
+        result = body.get("result") if isinstance(body, dict) else None
+        url = result.get("download_url") if isinstance(result, dict) else None
+        if not isinstance(url, str) or not url:
+            raise GatewayError(f"fetch {rid}: no download_url in the response")
+        return url
+
+    @contextmanager
+    def open_download(self, url: str) -> Iterator[Iterator[bytes]]:
+        """Stream the document at ``url``: no Authorization header, no redirect off the allowlist."""
+        resp = self._open(url)
+        try:
+            yield self._chunks(resp)
+        finally:
+            resp.close()
+
+    def _open(self, url: str) -> requests.Response:
+        for _ in range(5):
+            self._guard.check(url)
+            try:
+                resp = self._download.get(url, stream=True, timeout=TIMEOUT, allow_redirects=False)
+            except requests.RequestException as exc:
+                raise TransientError(f"download failed: {type(exc).__name__}") from None
+            if resp.is_redirect:
+                location = resp.headers.get("Location", "")
+                resp.close()
+                url = urljoin(url, location)
+                continue
+            if resp.status_code in (401, 403, 410):
+                resp.close()
+                raise DownloadExpired(f"the object store refused the download URL (HTTP {resp.status_code})")
+            if resp.status_code == 429 or resp.status_code >= 500:
+                resp.close()
+                raise TransientError(f"download: HTTP {resp.status_code} after retries")
+            if resp.status_code != 200:
+                resp.close()
+                raise GatewayError(f"download: HTTP {resp.status_code}")
+            return resp
+        raise DownloadRefused("download URL redirects too often")
+
+    @staticmethod
+    def _chunks(resp: requests.Response) -> Iterator[bytes]:
+        try:
+            yield from resp.iter_content(chunk_size=CHUNK_SIZE)
+        except requests.RequestException as exc:
+            # A body cut short (urllib3 enforces Content-Length) is a network fault, not a bad document.
+            raise TransientError(f"download interrupted: {type(exc).__name__}") from None

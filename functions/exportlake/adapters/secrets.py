@@ -1,0 +1,33 @@
+"""The API credentials from Secrets Manager, through Powertools Parameters (cached between invocations)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+from exportlake.adapters.gateway import Credentials
+from exportlake.domain.errors import ConfigError
+
+CACHE_SECONDS = 300
+
+
+class SecretCredentials:
+    """Reads ``{"client_id", "client_secret"}`` from a secret (name or ARN)."""
+
+    def __init__(self, secrets_client: Any, secret_id: str):
+        self._provider = SecretsProvider(boto3_client=secrets_client)
+        self._secret_id = secret_id
+
+    def __call__(self) -> Credentials:
+        """The current credentials; raise ``ConfigError`` (without the value) when the secret is malformed."""
+        try:
+            value = self._provider.get(self._secret_id, transform="json", max_age=CACHE_SECONDS)
+        except Exception as exc:  # the provider wraps JSON and API errors alike; never echo the value
+            raise ConfigError(f"cannot read secret {self._secret_id}: {type(exc).__name__}") from None
+        if not isinstance(value, dict):
+            raise ConfigError(f"secret {self._secret_id} is not a JSON object")
+        client_id, client_secret = value.get("client_id"), value.get("client_secret")
+        if not isinstance(client_id, str) or not client_id or not isinstance(client_secret, str) or not client_secret:
+            raise ConfigError(f"secret {self._secret_id} needs string fields client_id and client_secret")
+        return Credentials(client_id, client_secret)

@@ -1,0 +1,37 @@
+"""Errors of the domain, each with a message fit to show a user (never a secret)."""
+
+
+class ExportlakeError(Exception):
+    """Base of every error exportlake raises on purpose."""
+
+
+class ConfigError(ExportlakeError):
+    """The environment contract is not met."""
+
+
+class ValidationError(ExportlakeError):
+    """Something from the API is not safe to become a key, a name or SQL."""
+
+
+class GatewayError(ExportlakeError):
+    """The gateway answered in a way we cannot use (after retries)."""
+
+
+class AuthError(GatewayError):
+    """The gateway refused our credentials."""
+
+
+class DownloadRefused(ExportlakeError):
+    """The download URL is outside the allowlist (scheme or host); nothing was sent."""
+
+
+class DownloadExpired(ExportlakeError):
+    """The object store refused the pre-signed download URL (expired); fetch a new one."""
+
+
+class DocumentError(ExportlakeError):
+    """The downloaded document is not one JSON object holding one array of flat records."""
+
+
+class TransientError(ExportlakeError):
+    """A failure worth retrying later (the message goes back to the queue)."""

@@ -1,0 +1,119 @@
+"""The planner: which results are new, which expired, and one copy job per new result. Stdlib only."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from exportlake.domain.errors import ExportlakeError
+from exportlake.domain.models import CopyJob, Export, ResultRef, ResultState
+from exportlake.domain.ports import Gateway, JobQueue, Ledger, LedgerEntry, Metrics, Notifier
+
+log = logging.getLogger(__name__)
+
+# States in which the planner leaves a result alone: done, reported, or someone is on it.
+_SETTLED = {ResultState.COPIED, ResultState.EXPIRED, ResultState.QUEUED, ResultState.COPYING}
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """What one export needs: results to copy and results that expired before they could be."""
+
+    export_name: str
+    to_copy: tuple[ResultRef, ...]
+    expired: tuple[ResultRef, ...]
+
+
+def plan_export(
+    export: Export,
+    listed: list[ResultRef],
+    known: dict[str, LedgerEntry],
+    now: datetime,
+    *,
+    retry_failed: bool = False,
+) -> ExportPlan:
+    """Compare the gateway's results (``last_run`` and the paged list) with the ledger.
+
+    The union matters: ``last_run`` may be newer than the list a moment ago, and the list holds results created
+    between two runs that ``last_run`` no longer names. Oldest first, so a lake fills in creation order.
+    """
+    candidates = {r.result_id: r for r in listed}
+    if export.last_run is not None:
+        candidates.setdefault(export.last_run.result_id, export.last_run)
+    to_copy: list[ResultRef] = []
+    expired: list[ResultRef] = []
+    for ref in sorted(candidates.values()):
+        entry = known.get(ref.result_id)
+        if entry is not None and (
+            entry.state in _SETTLED or (entry.state == ResultState.FAILED and not retry_failed)
+        ):
+            continue
+        (expired if ref.is_expired(now) else to_copy).append(ref)
+    return ExportPlan(export.system_name, tuple(to_copy), tuple(expired))
+
+
+@dataclass
+class PlanReport:
+    """The outcome of one planner run."""
+
+    exports: int = 0
+    enqueued: list[tuple[str, str]] = field(default_factory=list)
+    expired: list[tuple[str, str]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+class Planner:
+    """Runs a plan for every export and enqueues one copy job per new result."""
+
+    def __init__(self, gateway: Gateway, ledger: Ledger, queue: JobQueue, notifier: Notifier, metrics: Metrics):
+        self._gateway = gateway
+        self._ledger = ledger
+        self._queue = queue
+        self._notifier = notifier
+        self._metrics = metrics
+
+    def run(self, now: datetime, *, retry_failed: bool = False) -> PlanReport:
+        """Plan every export. An export that fails is reported and the others still run."""
+        report = PlanReport()
+        exports = self._gateway.list_exports()
+        report.exports = len(exports)
+        for export in exports:
+            try:
+                self._plan_one(export, now, report, retry_failed)
+            except ExportlakeError as exc:
+                log.error("planning export %s failed: %s", export.system_name, exc)
+                report.errors.append(f"{export.system_name}: {exc}")
+        self._metrics.add("ResultsEnqueued", len(report.enqueued), "Count")
+        self._metrics.add("ResultsExpired", len(report.expired), "Count")
+        return report
+
+    def _plan_one(self, export: Export, now: datetime, report: PlanReport, retry_failed: bool) -> None:
+        # An export that never ran has nothing to list; skip the round trip.
+        listed = [] if export.last_run is None else self._gateway.list_results(export.system_name)
+        plan = plan_export(export, listed, self._ledger.entries(export.system_name), now, retry_failed=retry_failed)
+        for ref in plan.expired:
+            # The conditional write makes the report happen once, however many planners run.
+            if self._ledger.mark_expired(ref):
+                report.expired.append((ref.export_name, ref.result_id))
+                self._notifier.publish(
+                    "result.expired",
+                    ref.export_name,
+                    f"exportlake: result {ref.result_id} of {ref.export_name} expired before it was copied",
+                    {
+                        "export": ref.export_name,
+                        "result_id": ref.result_id,
+                        "created_at": ref.created_at.isoformat(),
+                        "expires_at": None if ref.expires_at is None else ref.expires_at.isoformat(),
+                    },
+                )
+        claimed = [ref for ref in plan.to_copy if self._ledger.claim_queued(ref, retry_failed=retry_failed)]
+        if claimed:
+            try:
+                self._queue.send([CopyJob.for_result(ref) for ref in claimed])
+            except Exception:
+                # Without its message a "queued" result would wait forever: give the claims back, then fail.
+                for ref in claimed:
+                    self._ledger.release_queued(ref)
+                raise
+            report.enqueued.extend((r.export_name, r.result_id) for r in claimed)

@@ -1,0 +1,124 @@
+"""The environment contract of exportlake, read and validated once.
+
+Every deployed function and the local CLI read the same variables; a missing or malformed one fails fast with a
+message naming it. ``AWS_ENDPOINT_URL`` (read by boto3 itself) is the only switch to an emulated AWS.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from exportlake.domain.errors import ConfigError
+
+#: Every variable of the contract, in the order the README documents them.
+ENV_VARS: tuple[str, ...] = (
+    "EXPORTLAKE_GATEWAY_URL",
+    "EXPORTLAKE_SECRET_ID",
+    "EXPORTLAKE_BUCKET",
+    "EXPORTLAKE_GLUE_DATABASE",
+    "EXPORTLAKE_LEDGER_TABLE",
+    "EXPORTLAKE_TOPIC_ARN",
+    "EXPORTLAKE_QUEUE_URL",
+    "EXPORTLAKE_DOWNLOAD_HOSTS",
+)
+DEFAULT_DOWNLOAD_HOSTS = "*.digitaloceanspaces.com"
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_GLUE_DB = re.compile(r"^[a-z0-9_]{1,255}$")
+_TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+_TOPIC = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
+_HOST_PATTERN = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+_SECRET_ID = re.compile(r"^(arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:)?[A-Za-z0-9/_+=.@-]{1,512}$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated environment of one process."""
+
+    gateway_url: str
+    secret_id: str
+    bucket: str
+    glue_database: str
+    ledger_table: str
+    topic_arn: str
+    queue_url: str
+    download_hosts: tuple[str, ...]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Read and validate the contract from ``env``; raise ``ConfigError`` naming every bad variable."""
+        problems: list[str] = []
+
+        def need(name: str, pattern: re.Pattern[str] | None = None, hint: str = "") -> str:
+            value = env.get(name, "").strip()
+            if not value:
+                problems.append(f"{name} is not set")
+            elif pattern is not None and not pattern.fullmatch(value):
+                problems.append(f"{name}={value!r} is not valid{hint}")
+            return value
+
+        gateway_url = need("EXPORTLAKE_GATEWAY_URL").rstrip("/")
+        if gateway_url:
+            parts = urlsplit(gateway_url)
+            if parts.scheme not in ("https", "http") or not parts.hostname:
+                problems.append(f"EXPORTLAKE_GATEWAY_URL={gateway_url!r} is not an http(s) URL")
+            elif parts.scheme == "http" and not is_loopback(parts.hostname):
+                problems.append("EXPORTLAKE_GATEWAY_URL must use https (plain http only for loopback hosts)")
+        secret_id = need("EXPORTLAKE_SECRET_ID", _SECRET_ID, " (a secret name or ARN)")
+        bucket = need("EXPORTLAKE_BUCKET", _BUCKET, " (an S3 bucket name)")
+        glue_database = need("EXPORTLAKE_GLUE_DATABASE", _GLUE_DB, " (lowercase letters, digits, underscores)")
+        ledger_table = need("EXPORTLAKE_LEDGER_TABLE", _TABLE, " (a DynamoDB table name)")
+        topic_arn = need("EXPORTLAKE_TOPIC_ARN", _TOPIC, " (an SNS topic ARN)")
+        queue_url = need("EXPORTLAKE_QUEUE_URL")
+        if queue_url:
+            parts = urlsplit(queue_url)
+            if parts.scheme not in ("https", "http") or not parts.hostname or not queue_name(queue_url):
+                problems.append(f"EXPORTLAKE_QUEUE_URL={queue_url!r} is not an SQS queue URL")
+        raw_hosts = env.get("EXPORTLAKE_DOWNLOAD_HOSTS", "").strip() or DEFAULT_DOWNLOAD_HOSTS
+        hosts = tuple(h.strip().lower() for h in raw_hosts.split(",") if h.strip())
+        bad_hosts = [h for h in hosts if not _HOST_PATTERN.fullmatch(h)]
+        if bad_hosts or not hosts:
+            problems.append(
+                f"EXPORTLAKE_DOWNLOAD_HOSTS has invalid entries {bad_hosts!r} (host names or '*.' patterns)"
+            )
+        if problems:
+            raise ConfigError("invalid exportlake settings: " + "; ".join(problems))
+        return cls(gateway_url, secret_id, bucket, glue_database, ledger_table, topic_arn, queue_url, hosts)
+
+    def as_env(self) -> dict[str, str]:
+        """The contract as environment variables (the inverse of ``from_env``)."""
+        return dict(
+            zip(
+                ENV_VARS,
+                (
+                    self.gateway_url,
+                    self.secret_id,
+                    self.bucket,
+                    self.glue_database,
+                    self.ledger_table,
+                    self.topic_arn,
+                    self.queue_url,
+                    ",".join(self.download_hosts),
+                ),
+                strict=True,
+            )
+        )
+
+
+def queue_name(queue_url: str) -> str:
+    """The queue name: the last path segment of an SQS queue URL."""
+    return urlsplit(queue_url).path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def topic_name(topic_arn: str) -> str:
+    """The topic name: the last segment of an SNS topic ARN."""
+    return topic_arn.rsplit(":", 1)[-1]
+
+
+def is_loopback(host: str) -> bool:
+    """True for loopback host names and addresses (127.0.0.0/8, ::1, localhost)."""
+    host = host.strip("[]").lower()
+    return host == "localhost" or host == "::1" or host.startswith("127.")

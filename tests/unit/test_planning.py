@@ -1,0 +1,153 @@
+"""The planner's decisions, on fakes (no network)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from exportlake.domain.errors import GatewayError
+from exportlake.domain.models import CopyJob, Export, ResultRef, ResultState
+from exportlake.domain.planning import Planner, plan_export
+from exportlake.domain.ports import LedgerEntry, NullMetrics
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+def ref(rid: str, days_ago: int, expires_in_days: int | None = 30, name: str = "win-info") -> ResultRef:
+    created = NOW - timedelta(days=days_ago)
+    expires = None if expires_in_days is None else NOW + timedelta(days=expires_in_days)
+    return ResultRef(created, name, rid, expires)
+
+
+def entry(r: ResultRef, state: ResultState) -> LedgerEntry:
+    return LedgerEntry(r.export_name, r.result_id, state)
+
+
+def test_union_of_last_run_and_listed_results_oldest_first() -> None:
+    a, b, c = ref("aaa", 3), ref("bbb", 2), ref("ccc", 0)
+    export = Export("1", "win-info", c)  # last_run is newer than the listed page
+    plan = plan_export(export, [b, a], {}, NOW)
+    assert [r.result_id for r in plan.to_copy] == ["aaa", "bbb", "ccc"]
+
+
+def test_known_results_are_skipped_and_expired_reported() -> None:
+    a, b, c, d = ref("aaa", 9, expires_in_days=-1), ref("bbb", 2), ref("ccc", 1), ref("ddd", 0)
+    known = {"bbb": entry(b, ResultState.COPIED), "ccc": entry(c, ResultState.QUEUED)}
+    plan = plan_export(Export("1", "win-info", d), [a, b, c, d], known, NOW)
+    assert [r.result_id for r in plan.to_copy] == ["ddd"]
+    assert [r.result_id for r in plan.expired] == ["aaa"]
+
+
+def test_failed_results_only_with_retry_failed() -> None:
+    a = ref("aaa", 1)
+    known = {"aaa": entry(a, ResultState.FAILED)}
+    assert plan_export(Export("1", "win-info", a), [a], known, NOW).to_copy == ()
+    assert plan_export(Export("1", "win-info", a), [a], known, NOW, retry_failed=True).to_copy == (a,)
+
+
+class FakeGateway:
+    def __init__(self, exports: list[Export], results: dict[str, list[ResultRef]], broken: set[str] = frozenset()):  # type: ignore[assignment]
+        self.exports, self.results, self.broken = exports, results, broken
+        self.listed: list[str] = []
+
+    def list_exports(self) -> list[Export]:
+        return self.exports
+
+    def list_results(self, export_name: str) -> list[ResultRef]:
+        self.listed.append(export_name)
+        if export_name in self.broken:
+            raise GatewayError("boom")
+        return self.results.get(export_name, [])
+
+
+class FakeLedger:
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], ResultState] = {}
+
+    def entries(self, export_name: str) -> dict[str, LedgerEntry]:
+        return {r: LedgerEntry(e, r, s) for (e, r), s in self.items.items() if e == export_name}
+
+    def claim_queued(self, r: ResultRef, *, retry_failed: bool = False) -> bool:
+        key = (r.export_name, r.result_id)
+        if key in self.items and not (retry_failed and self.items[key] == ResultState.FAILED):
+            return False
+        self.items[key] = ResultState.QUEUED
+        return True
+
+    def release_queued(self, r: ResultRef) -> None:
+        self.items.pop((r.export_name, r.result_id), None)
+
+    def mark_expired(self, r: ResultRef) -> bool:
+        key = (r.export_name, r.result_id)
+        if self.items.get(key) in (ResultState.EXPIRED, ResultState.COPIED):
+            return False
+        self.items[key] = ResultState.EXPIRED
+        return True
+
+
+class FakeQueue:
+    def __init__(self, fail: bool = False) -> None:
+        self.sent: list[CopyJob] = []
+        self.fail = fail
+
+    def send(self, jobs: Sequence[CopyJob]) -> None:
+        if self.fail:
+            raise RuntimeError("sqs down")
+        self.sent.extend(jobs)
+
+
+class FakeNotifier:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, str, dict[str, Any]]] = []
+
+    def publish(self, event_type: str, export_name: str, subject: str, payload: Mapping[str, Any]) -> None:
+        self.messages.append((event_type, export_name, dict(payload)))
+
+
+def make(exports: list[Export], results: dict[str, list[ResultRef]], **kw: Any) -> tuple[Planner, Any, Any, Any, Any]:
+    gw, ledger, queue, notifier = FakeGateway(exports, results, **kw), FakeLedger(), FakeQueue(), FakeNotifier()
+    return Planner(gw, ledger, queue, notifier, NullMetrics()), gw, ledger, queue, notifier  # type: ignore[arg-type]
+
+
+def test_planner_enqueues_once_and_second_run_enqueues_nothing() -> None:
+    a, b = ref("aaa", 2), ref("bbb", 1)
+    planner, _, _, queue, notifier = make([Export("1", "win-info", b)], {"win-info": [a, b]})
+    first = planner.run(NOW)
+    assert [j.result_id for j in queue.sent] == ["aaa", "bbb"]
+    assert first.enqueued == [("win-info", "aaa"), ("win-info", "bbb")]
+    second = planner.run(NOW)
+    assert second.enqueued == [] and len(queue.sent) == 2 and notifier.messages == []
+
+
+def test_expired_result_reported_once() -> None:
+    old = ref("old", 40, expires_in_days=-10)
+    planner, _, _, queue, notifier = make([Export("1", "win-info", old)], {"win-info": [old]})
+    planner.run(NOW)
+    planner.run(NOW)
+    assert queue.sent == []
+    assert [(m[0], m[2]["result_id"]) for m in notifier.messages] == [("result.expired", "old")]
+
+
+def test_never_run_export_is_not_listed_and_broken_export_does_not_stop_others() -> None:
+    good = ref("ggg", 1, name="all-coupons")
+    exports = [Export("1", "campaign-info", None), Export("2", "win-info", ref("x", 1)), Export("3", "all-coupons", good)]
+    planner, gw, _, queue, _ = make(exports, {"all-coupons": [good]}, broken={"win-info"})
+    report = planner.run(NOW)
+    assert "campaign-info" not in gw.listed
+    assert [j.result_id for j in queue.sent] == ["ggg"]
+    assert report.errors and "win-info" in report.errors[0]
+
+
+def test_failed_send_gives_claims_back() -> None:
+    a = ref("aaa", 1)
+    planner, _, ledger, queue, _ = make([Export("1", "win-info", a)], {"win-info": [a]})
+    queue.fail = True
+    with pytest.raises(RuntimeError):
+        planner.run(NOW)
+    assert ledger.items == {}
+    queue.fail = False
+    planner.run(NOW)
+    assert [j.result_id for j in queue.sent] == ["aaa"]
