@@ -1,0 +1,62 @@
+"""Glue tables and partitions, on moto."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+
+from exportlake.adapters.catalog import PARQUET_SERDE, GlueCatalog
+from exportlake.domain.errors import ValidationError
+from exportlake.domain.schemas import EXPORT_TYPES, PARTITION_KEYS
+from exportlake.local.aws import provision
+
+from tests.helpers import local_settings
+
+
+@pytest.fixture
+def catalog(aws: None) -> GlueCatalog:
+    settings = local_settings()
+    provision(settings, boto3.client)
+    return GlueCatalog(boto3.client("glue"), settings.glue_database, settings.bucket)
+
+
+def test_provision_creates_the_ten_tables_from_the_registry(catalog: GlueCatalog) -> None:
+    assert sorted(catalog.tables()) == sorted(EXPORT_TYPES)
+    table = boto3.client("glue").get_table(DatabaseName=catalog.database, Name="win_info")["Table"]
+    assert [c["Name"] for c in table["StorageDescriptor"]["Columns"]] == list(EXPORT_TYPES["win_info"].columns)
+    assert {c["Type"] for c in table["StorageDescriptor"]["Columns"]} == {"string"}
+    assert [k["Name"] for k in table["PartitionKeys"]] == list(PARTITION_KEYS)
+    assert table["StorageDescriptor"]["Location"] == "s3://exportlake-local/lake/win_info/"
+    assert table["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"] == PARQUET_SERDE
+
+
+def test_provision_is_idempotent(catalog: GlueCatalog) -> None:
+    provision(local_settings(), boto3.client)
+    assert len(catalog.tables()) == 10
+
+
+def test_partition_registration_already_exists_is_success(catalog: GlueCatalog) -> None:
+    values = ["win-info", "2024-06-20", "a" * 25]
+    loc = "s3://exportlake-local/lake/win_info/export_name=win-info/created_date=2024-06-20/result_id=" + "a" * 25 + "/"
+    cols = list(EXPORT_TYPES["win_info"].columns)
+    assert catalog.partition_exists("win_info", values) is False
+    assert catalog.register_partition("win_info", values, loc, cols) is True
+    assert catalog.register_partition("win_info", values, loc, cols) is False
+    assert catalog.partition_exists("win_info", values) is True
+    [part] = catalog.partitions("win_info")
+    assert part["Values"] == values and part["StorageDescriptor"]["Location"] == loc
+
+
+def test_new_table_and_added_columns(catalog: GlueCatalog) -> None:
+    assert catalog.columns("referral_info") is None
+    catalog.create_table("referral_info", ["userid", "referrer_id"])
+    assert catalog.columns("referral_info") == ["userid", "referrer_id"]
+    assert catalog.add_columns("referral_info", ["referred_at", "userid"]) == ["userid", "referrer_id", "referred_at"]
+    assert catalog.columns("referral_info") == ["userid", "referrer_id", "referred_at"]
+
+
+def test_unsafe_names_never_reach_glue(catalog: GlueCatalog) -> None:
+    with pytest.raises(ValidationError):
+        catalog.create_table("x; drop", ["a"])
+    with pytest.raises(ValidationError):
+        catalog.create_table("ok_table", ["bad-column"])
