@@ -1,0 +1,170 @@
+"""The gateway client against the simulator on loopback: token, retries, paging, and the guarded download."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from exportlake.adapters.gateway import Credentials, DownloadGuard, HttpGateway, TokenCache, new_session, retry_policy
+from exportlake.domain.errors import AuthError, DownloadExpired, DownloadRefused, TransientError, ValidationError
+from exportlake.local.simulator import GatewaySimulator
+
+
+@pytest.fixture
+def sim() -> Iterator[GatewaySimulator]:
+    with GatewaySimulator(seed=3, records=(5, 15), max_per_page=2, results_per_export=5) as s:
+        yield s
+
+
+def client(sim: GatewaySimulator, secret: str | None = None, hosts: tuple[str, ...] = ("127.0.0.1",)) -> HttpGateway:
+    creds = Credentials(sim.client_id, secret or sim.client_secret)
+    # Fast retries for tests: same policy, smaller backoff.
+    return HttpGateway(sim.url, lambda: creds, hosts, session=new_session(retry_policy(total=4, backoff=0.01)))
+
+
+def test_token_is_reused_and_renewed_once_on_401(sim: GatewaySimulator) -> None:
+    gw = client(sim)
+    gw.list_exports()
+    gw.list_exports()
+    assert sim.tokens_issued == 1
+    sim.revoke_tokens()
+    assert len(gw.list_exports()) > 0
+    assert sim.tokens_issued == 2
+
+
+def test_bad_credentials_are_an_auth_error_without_the_secret(sim: GatewaySimulator) -> None:
+    gw = client(sim, secret="wrong-secret-value")
+    with pytest.raises(AuthError) as err:
+        gw.list_exports()
+    assert "wrong-secret-value" not in str(err.value)
+    assert "wrong-secret-value" not in repr(Credentials("id", "wrong-secret-value"))
+
+
+def test_pages_until_total_with_a_server_capped_page(sim: GatewaySimulator) -> None:
+    gw = client(sim)
+    listed = gw.list_results("win-info")
+    assert sorted(r.result_id for r in listed) == sorted(r["id"] for r in sim.results("win-info"))
+    assert len(listed) == 5
+    pages = [r for r in sim.requests if r.path.endswith("/win-info/results")]
+    assert len(pages) == 3  # 2 + 2 + 1 with the server's cap of 2 per page
+
+
+def test_retries_429_with_retry_after_5xx_and_slow(sim: GatewaySimulator) -> None:
+    gw = client(sim)
+    gw.list_exports()  # the token first, so the faults hit the listing
+    sim.clear_requests()
+    sim.faults.inject("rate_limit", times=2, retry_after=0, target="gateway")
+    sim.faults.inject("server_error", times=1, status=502, target="gateway")
+    assert len(gw.list_exports()) == len(sim.exports())
+    statuses = [r.status for r in sim.requests if r.path.endswith("/automated")]
+    assert statuses == [429, 429, 502, 200]
+
+
+def test_gives_up_after_retries_with_a_transient_error(sim: GatewaySimulator) -> None:
+    gw = client(sim)
+    gw.list_exports()
+    sim.faults.inject("server_error", times=None, status=503, target="gateway")
+    with pytest.raises(TransientError):
+        gw.list_exports()
+    sim.faults.clear()
+
+
+def test_download_streams_the_document_without_authorization(sim: GatewaySimulator) -> None:
+    gw = client(sim)
+    rid = sim.results("win-info")[0]["id"]
+    url = gw.download_url(rid)
+    with gw.open_download(url) as chunks:
+        body = b"".join(chunks)
+    assert body == sim.document_bytes(rid)
+    [download] = [r for r in sim.requests if r.port == "download"]
+    assert download.header("Authorization") is None
+
+
+def test_expired_url_is_reported_as_expired(sim: GatewaySimulator) -> None:
+    gw = client(sim)
+    rid = sim.results("win-info")[0]["id"]
+    url = gw.download_url(rid)
+    sim.faults.inject("url_expired", target="download")
+    with pytest.raises(DownloadExpired):
+        with gw.open_download(url):
+            pass
+
+
+def test_truncated_body_is_transient(sim: GatewaySimulator) -> None:
+    gw = client(sim)
+    rid = sim.results("win-info")[0]["id"]
+    sim.faults.inject("truncated", target="download", fraction=0.5)
+    with pytest.raises(TransientError):
+        with gw.open_download(gw.download_url(rid)) as chunks:
+            b"".join(chunks)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://evil.example.com/x.json",  # plain http off loopback
+        "https://evil.example.com/x.json",  # host not allowed
+        "ftp://bucket.ams3.digitaloceanspaces.com/x",  # scheme
+        "https://user:pw@bucket.ams3.digitaloceanspaces.com/x",  # credentials in the URL
+        "https://digitaloceanspaces.com.evil.com/x",  # suffix trick
+    ],
+)
+def test_guard_refuses_before_sending(url: str) -> None:
+    with pytest.raises(DownloadRefused):
+        DownloadGuard(["*.digitaloceanspaces.com"]).check(url)
+
+
+def test_guard_allows_patterns_and_exact_hosts() -> None:
+    guard = DownloadGuard(["*.digitaloceanspaces.com", "cdn.example.com", "127.0.0.1"])
+    assert guard.check("https://assets-x.ams3.digitaloceanspaces.com/a.json?sig=1")
+    assert guard.check("https://cdn.example.com:8443/a.json")
+    assert guard.check("http://127.0.0.1:9999/a.json")
+    with pytest.raises(DownloadRefused):
+        guard.check("https://digitaloceanspaces.com/a.json")
+
+
+def test_refused_download_sends_nothing(sim: GatewaySimulator) -> None:
+    gw = client(sim, hosts=("*.digitaloceanspaces.com",))
+    rid = sim.results("win-info")[0]["id"]
+    url = gw.download_url(rid)
+    with pytest.raises(DownloadRefused):
+        with gw.open_download(url):
+            pass
+    assert [r for r in sim.requests if r.port == "download"] == []
+
+
+def test_redirect_off_the_allowlist_is_not_followed(sim: GatewaySimulator) -> None:
+    class Redirecting(requests.Session):
+        def get(self, url: str, **kw: object) -> requests.Response:  # type: ignore[override]
+            resp = requests.Response()
+            resp.status_code = 302
+            resp.headers["Location"] = "https://attacker.example.net/steal"
+            resp.url = url
+            resp.raw = io.BytesIO(b"")
+            return resp
+
+    gw = HttpGateway(sim.url, lambda: Credentials("a", "b"), ("127.0.0.1",), download_session=Redirecting())
+    with pytest.raises(DownloadRefused, match="attacker.example.net"):
+        with gw.open_download(sim.download_base + "/x.json"):
+            pass
+
+
+def test_hostile_names_from_the_api_are_refused(sim: GatewaySimulator) -> None:
+    sim.add_export("../etc-passwd", "win_info", n_results=1)
+    gw = client(sim)
+    with pytest.raises(ValidationError):
+        gw.list_exports()
+
+
+def test_token_cache_renews_before_expiry() -> None:
+    now = [0.0]
+    tokens = iter(["t1", "t2"])
+    cache = TokenCache(lambda: (next(tokens), 1000.0), clock=lambda: now[0])
+    assert cache.get() == "t1"
+    now[0] = 650.0
+    assert cache.get() == "t1"
+    now[0] = 701.0  # within the 300 s margin of expiry
+    assert cache.get() == "t2" and cache.fetches == 2
