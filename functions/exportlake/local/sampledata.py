@@ -349,15 +349,21 @@ def _rng(key: str, seed: int) -> random.Random:
 def iter_records(key: str, n: int, seed: int, columns: Sequence[str] | None = None) -> Iterator[Record]:
     """Yield the ``n`` records of ``(key, seed)`` one at a time (nothing is kept).
 
-    ``columns`` is needed only for a key this module does not know; for known keys it is ignored.
+    ``columns`` is needed for a key this module does not know; for a known key, columns that differ from the
+    registry's reshape its records (known fields kept, others guessed from their names) — a drifting schema.
     """
     if n < 0:
         raise ValueError("n must be >= 0")
     rng = _rng(key, seed)
     generator = _GENERATORS.get(key)
     if generator is not None:
+        reshape = tuple(columns) if columns and tuple(columns) != columns_of(key) else None
         for i in range(n):
-            yield generator(rng, i)
+            record = generator(rng, i)
+            if reshape is None:
+                yield record
+            else:
+                yield {c: record[c] if c in record else _generic_value(rng, c) for c in reshape}
         return
     if not columns:
         raise KeyError(f"unknown export key {key!r}: pass its columns")

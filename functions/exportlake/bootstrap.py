@@ -1,0 +1,78 @@
+"""Composition root: settings → boto3 clients → adapters → services, built once per process (warm Lambdas reuse
+them, and with them the cached bearer token)."""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from exportlake.adapters.catalog import GlueCatalog
+from exportlake.adapters.gateway import HttpGateway
+from exportlake.adapters.ledger import DynamoLedger
+from exportlake.adapters.notifier import SnsNotifier
+from exportlake.adapters.queue import SqsJobQueue
+from exportlake.adapters.secrets import SecretCredentials
+from exportlake.copier import Copier
+from exportlake.domain.planning import Planner
+from exportlake.domain.ports import Metrics
+from exportlake.settings import Settings
+
+_BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=8)
+
+
+@functools.cache
+def settings() -> Settings:
+    """The process's settings (validated once)."""
+    return Settings.from_env(os.environ)
+
+
+@functools.cache
+def client(service: str) -> Any:
+    """One boto3 client per service; ``AWS_ENDPOINT_URL`` (read by boto3) may point it at an emulator."""
+    return boto3.session.Session().client(service, config=_BOTO_CONFIG)  # type: ignore[call-overload]
+
+
+@functools.cache
+def gateway() -> HttpGateway:
+    """The gateway client, with its token cache."""
+    s = settings()
+    return HttpGateway(s.gateway_url, SecretCredentials(client("secretsmanager"), s.secret_id), s.download_hosts)
+
+
+@functools.cache
+def ledger() -> DynamoLedger:
+    """The ledger adapter."""
+    return DynamoLedger(client("dynamodb"), settings().ledger_table)
+
+
+@functools.cache
+def catalog() -> GlueCatalog:
+    """The Glue catalog adapter."""
+    s = settings()
+    return GlueCatalog(client("glue"), s.glue_database, s.bucket)
+
+
+@functools.cache
+def notifier() -> SnsNotifier:
+    """The SNS notifier."""
+    return SnsNotifier(client("sns"), settings().topic_arn)
+
+
+def planner(metrics: Metrics) -> Planner:
+    """The planner service."""
+    return Planner(gateway(), ledger(), SqsJobQueue(client("sqs"), settings().queue_url), notifier(), metrics)
+
+
+def copier(metrics: Metrics) -> Copier:
+    """The copier service."""
+    return Copier(gateway(), ledger(), catalog(), client("s3"), settings().bucket, notifier(), metrics)
+
+
+def reset() -> None:
+    """Forget everything built (tests and the local runner switch environments)."""
+    for cached in (settings, client, gateway, ledger, catalog, notifier):
+        cached.cache_clear()

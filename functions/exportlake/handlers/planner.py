@@ -1,0 +1,31 @@
+"""Planner Lambda: invoked by EventBridge Scheduler; enqueues one copy job per new result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from exportlake import bootstrap
+from exportlake.domain.errors import ExportlakeError
+from exportlake.domain.naming import now_utc
+from exportlake.handlers.common import PowertoolsMetrics, logger, metrics, tracer
+
+
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Plan every export; fail the invocation (after planning the others) if any export failed."""
+    retry_failed = bool(event.get("retry_failed")) if isinstance(event, dict) else False
+    report = bootstrap.planner(PowertoolsMetrics(metrics)).run(now_utc(), retry_failed=retry_failed)
+    summary = {
+        "exports": report.exports,
+        "enqueued": len(report.enqueued),
+        "expired": len(report.expired),
+        "errors": report.errors,
+    }
+    logger.info("planned", extra=summary)
+    if report.errors:
+        raise ExportlakeError(f"planning failed for {len(report.errors)} export(s): {'; '.join(report.errors)}")
+    return summary

@@ -1,0 +1,133 @@
+"""Local AWS: a moto server on loopback and the provisioning of every resource the pipeline uses."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from exportlake.adapters.catalog import GlueCatalog
+from exportlake.domain.limits import COPIER_TIMEOUT_SECONDS, MAX_RECEIVES
+from exportlake.domain.schemas import EXPORT_TYPES
+from exportlake.settings import Settings, queue_name, topic_name
+
+log = logging.getLogger(__name__)
+
+LOCAL_REGION = "us-east-1"
+LOCAL_ACCOUNT = "123456789012"  # moto's default account
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class MotoServer:
+    """moto's threaded server on 127.0.0.1 (the local stand-in for AWS)."""
+
+    def __init__(self, port: int = 0):
+        from moto.server import ThreadedMotoServer  # local mode only: never imported in Lambda
+
+        self.port = port or free_port()
+        # werkzeug logs every request at INFO on its own handler; that would drown the demo's output.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+
+    @property
+    def endpoint(self) -> str:
+        """The URL to put in ``AWS_ENDPOINT_URL``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> MotoServer:
+        self._server.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.stop()
+
+
+@dataclass
+class Provisioned:
+    """What ``provision`` created or found."""
+
+    queue_url: str
+    dlq_url: str
+    topic_arn: str
+
+
+def provision(settings: Settings, clients: Any) -> Provisioned:
+    """Create bucket, ledger, queue (+DLQ), topic and Glue database with its tables; idempotent.
+
+    ``clients`` is a callable ``service -> boto3 client``. The queue and the topic are named after the configured
+    URL and ARN, so the created resources have exactly those.
+    """
+    s3, ddb, sqs, sns, glue = (clients(n) for n in ("s3", "dynamodb", "sqs", "sns", "glue"))
+    region = s3.meta.region_name or LOCAL_REGION
+    try:
+        kwargs: dict[str, Any] = {"Bucket": settings.bucket}
+        if region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        s3.create_bucket(**kwargs)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            raise
+    try:
+        ddb.create_table(
+            TableName=settings.ledger_table,
+            AttributeDefinitions=[
+                {"AttributeName": "export_name", "AttributeType": "S"},
+                {"AttributeName": "result_id", "AttributeType": "S"},
+            ],
+            KeySchema=[
+                {"AttributeName": "export_name", "KeyType": "HASH"},
+                {"AttributeName": "result_id", "KeyType": "RANGE"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceInUseException":
+            raise
+    name = queue_name(settings.queue_url)
+    dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_url = sqs.create_queue(
+        QueueName=name,
+        Attributes={
+            "VisibilityTimeout": str(COPIER_TIMEOUT_SECONDS * 6),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVES)}),
+        },
+    )["QueueUrl"]
+    topic_arn = sns.create_topic(Name=topic_name(settings.topic_arn))["TopicArn"]
+    for want, got, what in ((settings.queue_url, queue_url, "queue URL"), (settings.topic_arn, topic_arn, "topic")):
+        if want != got:
+            log.warning("configured %s %s differs from the created %s", what, want, got)
+    catalog = GlueCatalog(glue, settings.glue_database, settings.bucket)
+    catalog.ensure_database()
+    for export_type in EXPORT_TYPES.values():
+        catalog.create_table(export_type.table_name, export_type.columns, export_type.description)
+    return Provisioned(queue_url, dlq_url, topic_arn)
+
+
+def demo_env(aws_endpoint: str, gateway_url: str, region: str, account: str) -> dict[str, str]:
+    """The settings contract for a local run (moto + simulator)."""
+    return {
+        "AWS_ENDPOINT_URL": aws_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+        "EXPORTLAKE_GATEWAY_URL": gateway_url,
+        "EXPORTLAKE_SECRET_ID": "exportlake/neoday-api",
+        "EXPORTLAKE_BUCKET": "exportlake-local",
+        "EXPORTLAKE_GLUE_DATABASE": "exportlake",
+        "EXPORTLAKE_LEDGER_TABLE": "exportlake-ledger",
+        "EXPORTLAKE_TOPIC_ARN": f"arn:aws:sns:{region}:{account}:exportlake-events",
+        "EXPORTLAKE_QUEUE_URL": f"{aws_endpoint}/{account}/exportlake-copy-jobs",
+        "EXPORTLAKE_DOWNLOAD_HOSTS": "127.0.0.1,localhost",
+    }

@@ -1,0 +1,157 @@
+"""Faults, crashes at every step, new export types and bad input: nothing lost, nothing doubled."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from exportlake import bootstrap
+from exportlake.adapters.catalog import GlueCatalog
+from exportlake.adapters.ledger import DynamoLedger
+from exportlake.adapters.notifier import SnsNotifier
+from exportlake.domain.models import ResultState
+from exportlake.local.simulator import GatewaySimulator
+from tests.functional.conftest import Lake, start_lake
+
+
+def copied_once_each(lake: Lake) -> None:
+    """Every listed result copied, with exactly one result.copied each, and its rows exact."""
+    expected = sorted(
+        (e["system_name"], r["id"]) for e in lake.sim.exports() for r in lake.sim.results(e["system_name"])
+    )
+    notes = sorted((m["body"]["export"], m["body"]["result_id"]) for m in lake.events("result.copied"))
+    assert notes == expected
+    for export_name, rid in expected:
+        assert lake.stored_rows(export_name, rid) == [
+            {**dict.fromkeys(r), **r} for r in lake.sim.records(rid)
+        ]
+
+
+def fail_once(monkeypatch: pytest.MonkeyPatch, cls: type, name: str, where: dict[str, int]) -> None:
+    """Make ``cls.name`` raise on its first call (a crash at that step), then behave."""
+    original = getattr(cls, name)
+
+    def patched(self: Any, *args: Any, **kwargs: Any) -> Any:
+        where[name] = where.get(name, 0) + 1
+        if where[name] == 1:
+            raise RuntimeError(f"crash in {name}")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, name, patched)
+
+
+@pytest.mark.parametrize(
+    ("cls", "step"),
+    [
+        (GlueCatalog, "register_partition"),  # parts + manifest written, partition not yet
+        (DynamoLedger, "mark_copied"),  # partition registered, ledger not yet
+        (SnsNotifier, "publish"),  # ledger says copied, notification not sent
+    ],
+)
+def test_a_crash_at_any_step_is_completed_by_the_retry(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch, cls: type, step: str
+) -> None:
+    calls: dict[str, int] = {}
+    fail_once(monkeypatch, cls, step, calls)
+    report = lake.sync()
+    assert report.ok, report.failed
+    assert report.retried >= 1
+    copied_once_each(lake)
+    partitions = lake.partitions()
+    for (table, export_name, _, rid), location in partitions.items():
+        prefix = location.removeprefix(f"s3://{lake.settings.bucket}/")
+        assert sorted(lake.objects(prefix)) == sorted(p["key"] for p in lake.manifest(export_name, rid)["parts"])
+
+
+def test_transient_gateway_and_download_faults_are_recovered(lake: Lake) -> None:
+    sim = lake.sim
+    sim.faults.inject("rate_limit", times=2, retry_after=0, target="gateway")
+    sim.faults.inject("server_error", times=2, status=503, target="gateway")
+    sim.faults.inject("unauthorized", times=1, target="gateway")
+    sim.faults.inject("url_expired", times=2, target="download")
+    sim.faults.inject("truncated", times=2, target="download", fraction=0.4)
+    sim.faults.inject("server_error", times=1, status=500, target="download")
+    report = lake.sync()
+    assert report.ok, report.failed
+    assert sim.faults.pending() == []
+    copied_once_each(lake)
+    assert lake.events("result.failed") == []
+    assert sim.tokens_issued == 2  # renewed once after the 401, reused otherwise
+
+
+def test_a_short_lived_download_url_is_fetched_again(lake: Lake) -> None:
+    lake.sim.url_ttl = 0  # every URL is expired by the time it is used, except by re-fetching... never
+    report = lake.sync()
+    assert not report.ok
+    fetches = [r for r in lake.sim.requests if "/fetch/" in r.path]
+    downloads = [r for r in lake.sim.requests if r.port == "download"]
+    # Three fresh URLs per attempt, five deliveries each, then a single result.failed per result.
+    assert len(downloads) == len(fetches)
+    failed = lake.events("result.failed")
+    assert sorted(m["body"]["result_id"] for m in failed) == sorted(rid for _, rid, _ in report.failed)
+    assert lake.partitions() == {}
+    assert lake.objects("lake/") == {} and lake.objects("manifests/") == {}
+
+
+def test_new_export_type_lands_in_its_own_table_and_is_reported(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with GatewaySimulator(seed=11, records=(10, 20), include_unknown_type=True, include_never_run=False) as sim:
+        lake = start_lake(monkeypatch, sim)
+        report = lake.sync()
+        assert report.ok, report.failed
+        glue = lake.client("glue")
+        table = glue.get_table(DatabaseName=lake.settings.glue_database, Name="referral_info")["Table"]
+        columns = [c["Name"] for c in table["StorageDescriptor"]["Columns"]]
+        info = sim.result_info(sim.results("referral-info")[0]["id"])
+        assert columns == list(info.export.columns)
+        for r in sim.results("referral-info"):
+            assert lake.stored_rows("referral-info", r["id"]) == sim.records(r["id"])
+        changed = [m for m in lake.events("schema.changed") if m["body"]["export"] == "referral-info"]
+        assert changed and changed[0]["body"]["added_fields"] == columns
+        bootstrap.reset()
+
+
+def test_fields_that_differ_from_the_table_are_kept_and_reported(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with GatewaySimulator(seed=5, records=(5, 10), results_per_export=1, include_never_run=False) as sim:
+        # A win_info export whose records carry one field more and one field less than the table.
+        sim.add_export("win-info-v2", "win_info", n_results=1, n_records=7,
+                       columns=["userid", "stackid", "haswon", "campaign_code"])
+        lake = start_lake(monkeypatch, sim)
+        report = lake.sync()
+        assert report.ok, report.failed
+        rid = sim.results("win-info-v2")[0]["id"]
+        assert lake.stored_rows("win-info-v2", rid) == sim.records(rid)
+        [changed] = [m for m in lake.events("schema.changed") if m["body"]["export"] == "win-info-v2"]
+        assert changed["body"]["added_fields"] == ["campaign_code"]
+        assert changed["body"]["missing_fields"] == ["participation_date"]
+        cols = GlueCatalog(lake.client("glue"), lake.settings.glue_database, lake.settings.bucket).columns("win_info")
+        assert cols == ["userid", "stackid", "haswon", "participation_date", "campaign_code"]
+        # The other win_info export's rows are untouched and still read (new column NULL).
+        bootstrap.reset()
+
+
+def test_refused_download_host_fails_for_good_once_and_writes_nothing(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with GatewaySimulator(seed=2, records=(5, 10), results_per_export=1, include_never_run=False) as sim:
+        lake = start_lake(monkeypatch, sim, EXPORTLAKE_DOWNLOAD_HOSTS="*.digitaloceanspaces.com")
+        report = lake.sync()
+        assert not report.ok and len(report.failed) == 10
+        assert [r for r in sim.requests if r.port == "download"] == []
+        failed = lake.events("result.failed")
+        assert len(failed) == 10 and all("DownloadRefused" in m["body"]["error"] for m in failed)
+        assert lake.partitions() == {} and lake.objects("lake/") == {}
+        ledger = bootstrap.ledger()
+        assert {ledger.get(e, r).state for e, r, _ in report.failed} == {ResultState.FAILED}  # type: ignore[union-attr]
+        # A second sync does not retry or re-report them; --retry-failed does.
+        again = lake.sync()
+        assert again.planned["enqueued"] == 0 and len(lake.events("result.failed")) == 10
+        monkeypatch.setenv("EXPORTLAKE_DOWNLOAD_HOSTS", "127.0.0.1")
+        bootstrap.reset()
+        retried = lake.sync(retry_failed=True)
+        assert retried.ok and len(retried.copied) == 10
+        bootstrap.reset()
