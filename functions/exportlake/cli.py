@@ -108,7 +108,9 @@ def status_rows() -> list[tuple[Any, ...]]:
         elif newest_copied is None:
             lag = f"{(datetime.now(UTC) - newest).total_seconds() / 3600:.1f} h (nothing copied)"
         else:
-            lag = "up to date" if newest_copied >= newest else f"{(newest - newest_copied).total_seconds() / 3600:.1f} h"
+            lag = (
+                "up to date" if newest_copied >= newest else f"{(newest - newest_copied).total_seconds() / 3600:.1f} h"
+            )
         counts = {s.value: sum(1 for e in mine if e.state == s) for s in ResultState}
         rows.append(
             (

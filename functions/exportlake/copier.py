@@ -17,7 +17,7 @@ from exportlake.adapters.jsonrecords import RecordStream
 from exportlake.adapters.parquetsink import PartInfo, write_parquet
 from exportlake.adapters.rawarchive import gzip_writer, tee
 from exportlake.adapters.s3sink import MultipartSink
-from exportlake.domain.errors import DownloadExpired, DocumentError, ExportlakeError, TransientError
+from exportlake.domain.errors import DocumentError, DownloadExpired, ExportlakeError, TransientError
 from exportlake.domain.limits import COPIER_TIMEOUT_SECONDS
 from exportlake.domain.models import CopyJob, CopyOutcome, ResultState, SchemaDiff
 from exportlake.domain.naming import (
@@ -53,7 +53,7 @@ class Copier:
         notifier: Notifier,
         metrics: Metrics,
         *,
-        part_size: int = 16 << 20,
+        part_size: int = 8 << 20,
         batch_bytes: int = 8 << 20,
         clock: Callable[[], datetime] = now_utc,
     ):
@@ -110,7 +110,7 @@ class Copier:
 
     # -- the copy ---------------------------------------------------------------------------------------------
     def _copy_fresh(self, job: CopyJob) -> CopyOutcome:
-        last: ExportlakeError | None = None
+        last: ExportlakeError = TransientError("no download attempt made")
         for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
             # The pre-signed URL may live only minutes: fetch it right before each download.
             url = self._gateway.download_url(job.result_id)
@@ -120,7 +120,6 @@ class Copier:
             except (DownloadExpired, TransientError) as exc:
                 log.warning("download of %s attempt %d: %s", job.result_id, attempt, exc)
                 last = exc
-        assert last is not None
         raise last
 
     def _convert(self, job: CopyJob, chunks: Iterator[bytes]) -> CopyOutcome:
@@ -144,7 +143,13 @@ class Copier:
                 written.append(key)
                 return cast(
                     BinaryIO,
-                    MultipartSink(self._s3, self._bucket, key, part_size=self._part_size, content_type="application/vnd.apache.parquet"),
+                    MultipartSink(
+                        self._s3,
+                        self._bucket,
+                        key,
+                        part_size=self._part_size,
+                        content_type="application/vnd.apache.parquet",
+                    ),
                 )
 
             parts = write_parquet(stream.batches(), open_part)
@@ -240,7 +245,12 @@ class Copier:
             "columns": columns,
             "rows": outcome.rows,
             "location": outcome.location,
-            "raw": {"key": outcome.raw_key, "json_bytes": outcome.bytes_in, "sha256": sha256, "gzip_bytes": raw_sink.size},
+            "raw": {
+                "key": outcome.raw_key,
+                "json_bytes": outcome.bytes_in,
+                "sha256": sha256,
+                "gzip_bytes": raw_sink.size,
+            },
             "parts": [
                 {"key": key, "rows": p.rows, "bytes": p.bytes, "columns": list(p.columns)}
                 for key, p in zip(outcome.parts, parts, strict=True)

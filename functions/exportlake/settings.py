@@ -121,4 +121,4 @@ def topic_name(topic_arn: str) -> str:
 def is_loopback(host: str) -> bool:
     """True for loopback host names and addresses (127.0.0.0/8, ::1, localhost)."""
     host = host.strip("[]").lower()
-    return host == "localhost" or host == "::1" or host.startswith("127.")
+    return host in {"localhost", "::1"} or host.startswith("127.")

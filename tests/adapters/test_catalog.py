@@ -9,7 +9,6 @@ from exportlake.adapters.catalog import PARQUET_SERDE, GlueCatalog
 from exportlake.domain.errors import ValidationError
 from exportlake.domain.schemas import EXPORT_TYPES, PARTITION_KEYS
 from exportlake.local.aws import provision
-
 from tests.helpers import local_settings
 
 

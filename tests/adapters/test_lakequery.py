@@ -12,10 +12,11 @@ import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from moto import mock_aws
+
 from exportlake.adapters.lakequery import ATHENA_MACROS, LakeQuery
 from exportlake.domain.errors import ValidationError
 from exportlake.domain.schemas import EXPORT_TYPES, PARTITION_KEYS
-from moto import mock_aws
 
 REGION = "eu-west-1"
 BUCKET = "lake-bucket"

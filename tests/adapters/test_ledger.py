@@ -11,7 +11,6 @@ from exportlake.adapters.ledger import DynamoLedger
 from exportlake.domain.models import CopyJob, ResultRef, ResultState
 from exportlake.local.aws import provision
 from exportlake.settings import Settings
-
 from tests.helpers import local_settings
 
 REF = ResultRef(datetime(2024, 6, 20, 9, 35, tzinfo=UTC), "win-info", "a" * 25, datetime(2124, 1, 1, tzinfo=UTC))

@@ -59,8 +59,8 @@ class Lake:
     def objects(self, prefix: str = "") -> dict[str, str]:
         """Key → ETag of every object in the lake bucket under ``prefix``."""
         out: dict[str, str] = {}
-        for page in self.client("s3").get_paginator("list_objects_v2").paginate(
-            Bucket=self.settings.bucket, Prefix=prefix
+        for page in (
+            self.client("s3").get_paginator("list_objects_v2").paginate(Bucket=self.settings.bucket, Prefix=prefix)
         ):
             out.update({o["Key"]: o["ETag"] for o in page.get("Contents", [])})
         return out
@@ -72,9 +72,11 @@ class Lake:
         return pq.read_table(io.BytesIO(body)).to_pylist()
 
     def manifest(self, export_name: str, result_id: str) -> dict[str, Any]:
-        body = self.client("s3").get_object(
-            Bucket=self.settings.bucket, Key=f"manifests/{export_name}/{result_id}.json"
-        )["Body"].read()
+        body = (
+            self.client("s3")
+            .get_object(Bucket=self.settings.bucket, Key=f"manifests/{export_name}/{result_id}.json")["Body"]
+            .read()
+        )
         return dict(json.loads(body))
 
     def stored_rows(self, export_name: str, result_id: str) -> list[dict[str, Any]]:
@@ -108,7 +110,8 @@ def start_lake(monkeypatch: pytest.MonkeyPatch, sim: GatewaySimulator, **env: st
     bootstrap.reset()
     settings = bootstrap.settings()
     boto3.client("secretsmanager").create_secret(
-        Name=settings.secret_id, SecretString=json.dumps({"client_id": sim.client_id, "client_secret": sim.client_secret})
+        Name=settings.secret_id,
+        SecretString=json.dumps({"client_id": sim.client_id, "client_secret": sim.client_secret}),
     )
     made = provision(settings, boto3.client)
     sqs, sns = boto3.client("sqs"), boto3.client("sns")

@@ -52,15 +52,19 @@ def test_partitions_point_at_exactly_the_objects_written(lake: Lake) -> None:
 def test_second_sync_copies_nothing_and_says_nothing(lake: Lake) -> None:
     lake.sync()
     objects, partitions = lake.objects(), lake.partitions()
-    tables = {t["Name"]: t.get("UpdateTime") for t in lake.client("glue").get_tables(
-        DatabaseName=lake.settings.glue_database)["TableList"]}
+    tables = {
+        t["Name"]: t.get("UpdateTime")
+        for t in lake.client("glue").get_tables(DatabaseName=lake.settings.glue_database)["TableList"]
+    }
     sent = len(lake.notifications())
     second = lake.sync()
     assert second.ok and second.copied == [] and second.planned["enqueued"] == 0
     assert lake.objects() == objects
     assert lake.partitions() == partitions
-    assert {t["Name"]: t.get("UpdateTime") for t in lake.client("glue").get_tables(
-        DatabaseName=lake.settings.glue_database)["TableList"]} == tables
+    assert {
+        t["Name"]: t.get("UpdateTime")
+        for t in lake.client("glue").get_tables(DatabaseName=lake.settings.glue_database)["TableList"]
+    } == tables
     assert len(lake.notifications()) == sent
 
 
@@ -94,7 +98,12 @@ def test_token_is_fetched_once_and_never_reaches_the_download_host(lake: Lake) -
     downloads = [r for r in lake.sim.requests if r.port == "download"]
     assert downloads and all(r.header("Authorization") is None for r in downloads)
     gateway_calls = [r for r in lake.sim.requests if r.port == "gateway" and "access_token" not in r.path]
-    assert gateway_calls and all(r.header("Authorization", ).startswith("Bearer ") for r in gateway_calls)  # type: ignore[union-attr]
+    assert gateway_calls and all(
+        r.header(
+            "Authorization",
+        ).startswith("Bearer ")
+        for r in gateway_calls
+    )  # type: ignore[union-attr]
     assert lake.sim.tokens_issued == 1
 
 
@@ -108,7 +117,10 @@ def test_copied_notifications_carry_what_subscribers_need(lake: Lake) -> None:
         assert m["attributes"] == {"event_type": "result.copied", "export": body["export"]}
         assert body["rows"] == len(lake.sim.records(body["result_id"]))
         assert body["s3_location"] in lake.partitions().values()
-        assert body["athena_table"] == f"{lake.settings.glue_database}.{lake.sim.result_info(body['result_id']).export.key}"
+        assert (
+            body["athena_table"]
+            == f"{lake.settings.glue_database}.{lake.sim.result_info(body['result_id']).export.key}"
+        )
         assert m["subject"] and len(m["subject"]) <= 100
     ledger = bootstrap.ledger()
     assert all(ledger.get(e, r).notified for e, r in report.copied)  # type: ignore[union-attr]

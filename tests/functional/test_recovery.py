@@ -23,9 +23,7 @@ def copied_once_each(lake: Lake) -> None:
     notes = sorted((m["body"]["export"], m["body"]["result_id"]) for m in lake.events("result.copied"))
     assert notes == expected
     for export_name, rid in expected:
-        assert lake.stored_rows(export_name, rid) == [
-            {**dict.fromkeys(r), **r} for r in lake.sim.records(rid)
-        ]
+        assert lake.stored_rows(export_name, rid) == [{**dict.fromkeys(r), **r} for r in lake.sim.records(rid)]
 
 
 def fail_once(monkeypatch: pytest.MonkeyPatch, cls: type, name: str, where: dict[str, int]) -> None:
@@ -59,7 +57,7 @@ def test_a_crash_at_any_step_is_completed_by_the_retry(
     assert report.retried >= 1
     copied_once_each(lake)
     partitions = lake.partitions()
-    for (table, export_name, _, rid), location in partitions.items():
+    for (_table, export_name, _, rid), location in partitions.items():
         prefix = location.removeprefix(f"s3://{lake.settings.bucket}/")
         assert sorted(lake.objects(prefix)) == sorted(p["key"] for p in lake.manifest(export_name, rid)["parts"])
 
@@ -94,9 +92,7 @@ def test_a_short_lived_download_url_is_fetched_again(lake: Lake) -> None:
     assert lake.objects("lake/") == {} and lake.objects("manifests/") == {}
 
 
-def test_new_export_type_lands_in_its_own_table_and_is_reported(
-    aws: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_new_export_type_lands_in_its_own_table_and_is_reported(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
     with GatewaySimulator(seed=11, records=(10, 20), include_unknown_type=True, include_never_run=False) as sim:
         lake = start_lake(monkeypatch, sim)
         report = lake.sync()
@@ -113,13 +109,16 @@ def test_new_export_type_lands_in_its_own_table_and_is_reported(
         bootstrap.reset()
 
 
-def test_fields_that_differ_from_the_table_are_kept_and_reported(
-    aws: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_fields_that_differ_from_the_table_are_kept_and_reported(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
     with GatewaySimulator(seed=5, records=(5, 10), results_per_export=1, include_never_run=False) as sim:
         # A win_info export whose records carry one field more and one field less than the table.
-        sim.add_export("win-info-v2", "win_info", n_results=1, n_records=7,
-                       columns=["userid", "stackid", "haswon", "campaign_code"])
+        sim.add_export(
+            "win-info-v2",
+            "win_info",
+            n_results=1,
+            n_records=7,
+            columns=["userid", "stackid", "haswon", "campaign_code"],
+        )
         lake = start_lake(monkeypatch, sim)
         report = lake.sync()
         assert report.ok, report.failed

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+
 from exportlake.domain.schemas import EXPORT_TYPES
 from exportlake.local import sampledata
 from exportlake.local.simulator import GatewaySimulator, system_name_of

@@ -133,7 +133,11 @@ def test_expired_result_reported_once() -> None:
 
 def test_never_run_export_is_not_listed_and_broken_export_does_not_stop_others() -> None:
     good = ref("ggg", 1, name="all-coupons")
-    exports = [Export("1", "campaign-info", None), Export("2", "win-info", ref("x", 1)), Export("3", "all-coupons", good)]
+    exports = [
+        Export("1", "campaign-info", None),
+        Export("2", "win-info", ref("x", 1)),
+        Export("3", "all-coupons", good),
+    ]
     planner, gw, _, queue, _ = make(exports, {"all-coupons": [good]}, broken={"win-info"})
     report = planner.run(NOW)
     assert "campaign-info" not in gw.listed

@@ -23,7 +23,7 @@ from exportlake.settings import is_loopback
 
 log = logging.getLogger(__name__)
 
-TOKEN_PATH = "/api/1/oauth2/access_token"
+TOKEN_PATH = "/api/1/oauth2/access_token"  # noqa: S105 - a path, not a password
 EXPORTS_PATH = "/api/1/data-exporter/automated"
 PER_PAGE = 100
 MAX_PAGES = 10_000

@@ -45,9 +45,7 @@ def plan_export(
     expired: list[ResultRef] = []
     for ref in sorted(candidates.values()):
         entry = known.get(ref.result_id)
-        if entry is not None and (
-            entry.state in _SETTLED or (entry.state == ResultState.FAILED and not retry_failed)
-        ):
+        if entry is not None and (entry.state in _SETTLED or (entry.state == ResultState.FAILED and not retry_failed)):
             continue
         (expired if ref.is_expired(now) else to_copy).append(ref)
     return ExportPlan(export.system_name, tuple(to_copy), tuple(expired))

@@ -47,9 +47,7 @@ EXPORT_TYPES: dict[str, ExportType] = {
             ("userid", "stackinstanceid", "value", "participation_date"),
             "Player participation",
         ),
-        ExportType(
-            "player_info_game_type", ("stackinstanceid", "stackid", "game_type"), "Game of each stack instance"
-        ),
+        ExportType("player_info_game_type", ("stackinstanceid", "stackid", "game_type"), "Game of each stack instance"),
         ExportType("win_info", ("userid", "stackid", "haswon", "participation_date"), "Wins per user and campaign"),
         ExportType("all_coupons", ("userid", "coupon_name", "received_date"), "Coupons created for users"),
         ExportType(
@@ -57,9 +55,7 @@ EXPORT_TYPES: dict[str, ExportType] = {
             ("userid", "stackinstanceid", "hascompleted", "participation_date"),
             "User progress in challenges",
         ),
-        ExportType(
-            "challenges_game_type", ("stackinstanceid", "stackid", "game_type"), "Game of each challenge"
-        ),
+        ExportType("challenges_game_type", ("stackinstanceid", "stackid", "game_type"), "Game of each challenge"),
         ExportType(
             "gamification_prize_user_id",
             ("userid", "game_id", "game_name", "prizeid", "claimed_date"),

@@ -50,4 +50,5 @@ def copy_one(record: SQSRecord) -> None:
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Process an SQS batch; failed messages come back as ``batchItemFailures``."""
-    return process_partial_response(event=event, record_handler=copy_one, processor=processor, context=context)
+    response = process_partial_response(event=event, record_handler=copy_one, processor=processor, context=context)
+    return dict(response)

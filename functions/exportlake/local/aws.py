@@ -46,6 +46,10 @@ class MotoServer:
 
     def __enter__(self) -> MotoServer:
         self._server.start()
+        # moto keeps its state per process, not per server: start from an empty account every time.
+        import requests
+
+        requests.post(f"{self.endpoint}/moto-api/reset", timeout=30).raise_for_status()
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -129,7 +129,9 @@ def drain_queue(batch_size: int = 10) -> tuple[int, int, set[tuple[str, str]]]:
             body = json.loads(m["Body"])
             seen.add((str(body.get("export_name")), str(body.get("result_id"))))
         try:
-            response = copier.handler(sqs_event(messages, settings.queue_url, region), LocalContext("exportlake-copier"))
+            response = copier.handler(
+                sqs_event(messages, settings.queue_url, region), LocalContext("exportlake-copier")
+            )
             failed_ids = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
         except Exception:  # a failed invocation returns the whole batch to the queue, as Lambda does
             failed_ids = {m["MessageId"] for m in messages}
