@@ -1,0 +1,229 @@
+"""The app's configuration: ``cdk.json`` context (or ``-c key=value``) read into one validated dataclass.
+
+Every problem is collected and reported at once, naming the context key, so a bad value stops ``cdk synth`` with a
+clear message instead of a failed deployment.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+#: Every context key with its default (the same values as ``cdk.json``) and its meaning (for the docs table).
+DEFAULTS: dict[str, Any] = {
+    "gatewayUrl": "https://gateway.example.neoday.com",
+    "schedule": "rate(1 hour)",
+    "timeZone": "UTC",
+    "notificationEmails": [],
+    "downloadHosts": "*.digitaloceanspaces.com",
+    "copyConcurrency": 4,
+    "rawRetentionDays": 90,
+    "athenaResultsRetentionDays": 7,
+    "existingSecretName": None,
+    "retainData": True,
+    "freshnessHours": 24,
+    "copierMemoryMb": 1769,
+    "bytesScannedCutoffMb": 10240,
+}
+
+_RATE = re.compile(r"^rate\((?P<n>[1-9]\d*) (?P<unit>minute|minutes|hour|hours|day|days)\)$")
+_CRON = re.compile(r"^cron\((?P<fields>[^()]+)\)$")
+_AT = re.compile(r"^at\(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\)$")
+_EMAIL = re.compile(r"^[^@\s,]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+_HOST_PATTERN = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+_SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
+_HOST_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+
+
+class ConfigError(ValueError):
+    """The context holds invalid values; the message names every bad key."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """The validated settings of one deployment."""
+
+    gateway_url: str
+    schedule: str
+    time_zone: str
+    notification_emails: tuple[str, ...]
+    download_hosts: tuple[str, ...]
+    copy_concurrency: int
+    raw_retention_days: int
+    athena_results_retention_days: int
+    existing_secret_name: str | None
+    retain_data: bool
+    freshness_hours: int
+    copier_memory_mb: int
+    bytes_scanned_cutoff_mb: int
+
+    @classmethod
+    def from_context(cls, get: Callable[[str], Any]) -> Config:
+        """Read every key through ``get`` (e.g. ``node.try_get_context``), defaulting missing ones; validate all."""
+        return _Reader(get).read()
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any]) -> Config:
+        """Build from a plain mapping (tests, scripts); keys missing from ``values`` take their default."""
+        return cls.from_context(values.get)
+
+
+class _Reader:
+    def __init__(self, get: Callable[[str], Any]) -> None:
+        self._get = get
+        self.problems: list[str] = []
+
+    def raw(self, key: str) -> Any:
+        value = self._get(key)
+        return DEFAULTS[key] if value is None else value
+
+    def bad(self, key: str, value: object, why: str) -> None:
+        self.problems.append(f"{key}={value!r}: {why}")
+
+    def integer(self, key: str, low: int, high: int) -> int:
+        value = self.raw(key)
+        try:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            number = int(value)
+        except (TypeError, ValueError):
+            self.bad(key, value, "must be a whole number")
+            return low
+        if not low <= number <= high:
+            self.bad(key, value, f"must be between {low} and {high}")
+        return number
+
+    def boolean(self, key: str) -> bool:
+        value = self.raw(key)
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        self.bad(key, value, "must be true or false")
+        return True
+
+    def string_list(self, key: str) -> tuple[str, ...]:
+        value = self.raw(key)
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    value = json.loads(text)
+                except json.JSONDecodeError:
+                    self.bad(key, value, "is not a valid JSON list")
+                    return ()
+            else:
+                value = text.split(",")
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.bad(key, value, "must be a list of strings (or one comma-separated string)")
+            return ()
+        return tuple(v.strip() for v in value if v.strip())
+
+    def gateway_url(self) -> str:
+        value = self.raw("gatewayUrl")
+        if not isinstance(value, str):
+            self.bad("gatewayUrl", value, "must be a string")
+            return ""
+        url = value.strip().rstrip("/")
+        parts = urlsplit(url)
+        if parts.scheme != "https" or not parts.hostname:
+            self.bad("gatewayUrl", value, "must be an https:// URL of the NeoDay gateway (e.g. https://gw.example.com)")
+        elif parts.query or parts.fragment or parts.username or parts.password:
+            self.bad("gatewayUrl", value, "must not carry credentials, a query or a fragment")
+        elif not all(_HOST_LABEL.match(label) for label in parts.hostname.split(".")):
+            self.bad("gatewayUrl", value, "has an invalid host name")
+        return url
+
+    def schedule(self) -> str:
+        value = self.raw("schedule")
+        text = value.strip() if isinstance(value, str) else ""
+        rate = _RATE.match(text)
+        cron = _CRON.match(text)
+        if rate:
+            n, unit = int(rate["n"]), rate["unit"]
+            if (n == 1) != (not unit.endswith("s")):
+                self.bad(
+                    "schedule",
+                    value,
+                    f"say rate(1 {unit.rstrip('s')}) for one unit and rate(N {unit.rstrip('s')}s) otherwise",
+                )
+        elif cron:
+            if len(cron["fields"].split()) != 6:
+                self.bad(
+                    "schedule",
+                    value,
+                    "a cron() expression has six fields: minutes hours day-of-month month day-of-week year",
+                )
+        elif not _AT.match(text):
+            self.bad(
+                "schedule", value, "must be an EventBridge Scheduler expression: rate(N unit), cron(...) or at(...)"
+            )
+        return text
+
+    def time_zone(self) -> str:
+        value = self.raw("timeZone")
+        if not isinstance(value, str) or not value.strip():
+            self.bad("timeZone", value, "must be an IANA time zone name such as UTC or Europe/Amsterdam")
+            return "UTC"
+        try:
+            ZoneInfo(value.strip())
+        except (ZoneInfoNotFoundError, ValueError):
+            self.bad("timeZone", value, "is not a known IANA time zone (e.g. UTC, Europe/Amsterdam)")
+        return value.strip()
+
+    def emails(self) -> tuple[str, ...]:
+        emails = self.string_list("notificationEmails")
+        for email in emails:
+            if not _EMAIL.match(email):
+                self.bad("notificationEmails", email, "is not an email address")
+        return emails
+
+    def download_hosts(self) -> tuple[str, ...]:
+        hosts = tuple(h.lower() for h in self.string_list("downloadHosts"))
+        if not hosts:
+            self.bad("downloadHosts", self.raw("downloadHosts"), "must name at least one host or '*.' pattern")
+        for host in hosts:
+            if not _HOST_PATTERN.match(host):
+                self.bad("downloadHosts", host, "must be a host name or a '*.domain' pattern")
+        return hosts
+
+    def secret_name(self) -> str | None:
+        value = self._get("existingSecretName")
+        if value is None or (isinstance(value, str) and value.strip() in ("", "null")):
+            return None
+        if not isinstance(value, str) or not _SECRET_NAME.match(value.strip()) or value.strip().startswith("arn:"):
+            self.bad("existingSecretName", value, "must be the name of a Secrets Manager secret (not an ARN)")
+            return None
+        return value.strip()
+
+    def read(self) -> Config:
+        config = Config(
+            gateway_url=self.gateway_url(),
+            schedule=self.schedule(),
+            time_zone=self.time_zone(),
+            notification_emails=self.emails(),
+            download_hosts=self.download_hosts(),
+            # The SQS event source accepts a maximum concurrency of 2 to 1000.
+            copy_concurrency=self.integer("copyConcurrency", 2, 1000),
+            # 0 keeps raw originals forever.
+            raw_retention_days=self.integer("rawRetentionDays", 0, 36500),
+            athena_results_retention_days=self.integer("athenaResultsRetentionDays", 1, 36500),
+            existing_secret_name=self.secret_name(),
+            retain_data=self.boolean("retainData"),
+            # One alarm period: CloudWatch alarm periods go up to one day.
+            freshness_hours=self.integer("freshnessHours", 1, 24),
+            copier_memory_mb=self.integer("copierMemoryMb", 512, 10240),
+            # Athena's smallest per-query cutoff is 10 MB.
+            bytes_scanned_cutoff_mb=self.integer("bytesScannedCutoffMb", 10, 1024 * 1024 * 1024),
+        )
+        if self.problems:
+            raise ConfigError(
+                "invalid exportlake configuration (cdk.json context or -c key=value):\n  - "
+                + "\n  - ".join(self.problems)
+            )
+        return config

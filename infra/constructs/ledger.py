@@ -1,0 +1,29 @@
+"""The ledger: one item per export result, the state of its copy."""
+
+from __future__ import annotations
+
+from aws_cdk import aws_dynamodb as dynamodb
+from constructs import Construct
+
+from infra.config import Config
+from infra.constructs.lake import removal_policy
+
+
+class Ledger(Construct):
+    """DynamoDB, on demand, point-in-time recovery; protected from deletion while data is retained."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: Config) -> None:
+        super().__init__(scope, construct_id)
+        self.table = dynamodb.Table(
+            self,
+            "Table",
+            partition_key=dynamodb.Attribute(name="export_name", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="result_id", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            deletion_protection=config.retain_data,
+            removal_policy=removal_policy(config),
+        )

@@ -1,0 +1,466 @@
+"""Template assertions for every part of the exportlake stack (default configuration unless noted)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from aws_cdk.assertions import Match, Template
+
+from exportlake.domain.schemas import ATHENA_RESULTS_PREFIX, EXPORT_TYPES, PARTITION_KEYS, RAW_PREFIX
+from exportlake.settings import ENV_VARS
+from infra.constructs.catalog import PARQUET_INPUT, PARQUET_OUTPUT, PARQUET_SERDE
+from infra.constructs.pipeline import COPIER_HANDLER, GLUE_COPIER_ACTIONS, PLANNER_HANDLER
+
+from .conftest import Synthesized
+
+Resources = dict[str, Any]
+POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
+
+
+def of_type(resources: Resources, cfn_type: str) -> dict[str, Any]:
+    return {k: v for k, v in resources.items() if v["Type"] == cfn_type}
+
+
+def one(resources: Resources, cfn_type: str, logical_prefix: str) -> tuple[str, dict[str, Any]]:
+    found = [(k, v) for k, v in of_type(resources, cfn_type).items() if k.startswith(logical_prefix)]
+    assert len(found) == 1, (cfn_type, logical_prefix, [k for k, _ in found])
+    return found[0]
+
+
+def function(resources: Resources, handler: str) -> tuple[str, dict[str, Any]]:
+    found = [
+        (k, v)
+        for k, v in of_type(resources, "AWS::Lambda::Function").items()
+        if v["Properties"].get("Handler") == handler
+    ]
+    assert len(found) == 1, handler
+    return found[0]
+
+
+def role_statements(resources: Resources, function_props: dict[str, Any]) -> list[dict[str, Any]]:
+    role_id = function_props["Role"]["Fn::GetAtt"][0]
+    statements: list[dict[str, Any]] = []
+    for policy in of_type(resources, "AWS::IAM::Policy").values():
+        if {"Ref": role_id} in policy["Properties"]["Roles"]:
+            statements += policy["Properties"]["PolicyDocument"]["Statement"]
+    for inline in resources[role_id]["Properties"].get("Policies", []):
+        statements += inline["PolicyDocument"]["Statement"]
+    assert "ManagedPolicyArns" not in resources[role_id]["Properties"]
+    return statements
+
+
+def actions_of(statements: list[dict[str, Any]]) -> set[str]:
+    out: set[str] = set()
+    for s in statements:
+        acts = s["Action"]
+        out |= {acts} if isinstance(acts, str) else set(acts)
+    return out
+
+
+def listify(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+# --- lake -------------------------------------------------------------------------------------------------------
+
+
+def test_lake_bucket_is_encrypted_versioned_private_logged(resources: Resources) -> None:
+    _lake_id, lake = one(resources, "AWS::S3::Bucket", "LakeBucket")
+    logs_id, logs = one(resources, "AWS::S3::Bucket", "LakeAccessLogs")
+    for bucket in (lake, logs):
+        props = bucket["Properties"]
+        assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"] == {
+            "SSEAlgorithm": "AES256"
+        }
+        assert props["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }
+        assert bucket["DeletionPolicy"] == "Retain"
+        assert bucket["UpdateReplacePolicy"] == "Retain"
+        assert "BucketName" not in props
+    assert lake["Properties"]["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert lake["Properties"]["LoggingConfiguration"]["DestinationBucketName"] == {"Ref": logs_id}
+
+
+def test_buckets_deny_insecure_transport(resources: Resources) -> None:
+    policies = of_type(resources, "AWS::S3::BucketPolicy")
+    secured = set()
+    for policy in policies.values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if statement["Effect"] == "Deny" and statement.get("Condition", {}).get("Bool") == {
+                "aws:SecureTransport": "false"
+            }:
+                secured.add(policy["Properties"]["Bucket"]["Ref"])
+    assert secured == set(of_type(resources, "AWS::S3::Bucket"))
+
+
+def test_lake_lifecycle(resources: Resources) -> None:
+    _, lake = one(resources, "AWS::S3::Bucket", "LakeBucket")
+    rules = {r["Id"]: r for r in lake["Properties"]["LifecycleConfiguration"]["Rules"]}
+    assert rules["expire-raw-originals"]["Prefix"] == f"{RAW_PREFIX}/"
+    assert rules["expire-raw-originals"]["ExpirationInDays"] == 90
+    assert rules["expire-athena-results"]["Prefix"] == f"{ATHENA_RESULTS_PREFIX}/"
+    assert rules["expire-athena-results"]["ExpirationInDays"] == 7
+    assert rules["abort-incomplete-uploads"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
+    assert rules["expire-noncurrent-versions"]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 30}
+    assert all(r["Status"] == "Enabled" for r in rules.values())
+
+
+def test_retain_data_false_destroys_and_raw_zero_keeps_forever(synth_alt: Synthesized) -> None:
+    resources = synth_alt.raw["Resources"]
+    _, lake = one(resources, "AWS::S3::Bucket", "LakeBucket")
+    assert lake["DeletionPolicy"] == "Delete"
+    assert of_type(resources, "Custom::S3AutoDeleteObjects")
+    rules = {r["Id"] for r in lake["Properties"]["LifecycleConfiguration"]["Rules"]}
+    assert "expire-raw-originals" not in rules
+    _, table = one(resources, "AWS::DynamoDB::Table", "Ledger")
+    assert table["DeletionPolicy"] == "Delete"
+    assert table["Properties"]["DeletionProtectionEnabled"] is False
+
+
+# --- catalog ----------------------------------------------------------------------------------------------------
+
+
+def test_glue_tables_match_the_schema_registry(resources: Resources) -> None:
+    db_id, db = one(resources, "AWS::Glue::Database", "CatalogDatabase")
+    assert db["Properties"]["DatabaseInput"]["Name"] == "exportlake"
+    assert db["Properties"]["CatalogId"] == {"Ref": "AWS::AccountId"}
+    lake_id, _ = one(resources, "AWS::S3::Bucket", "LakeBucket")
+    tables = {
+        t["Properties"]["TableInput"]["Name"]: t["Properties"] for t in of_type(resources, "AWS::Glue::Table").values()
+    }
+    assert set(tables) == set(EXPORT_TYPES)
+    assert len(tables) == 10
+    for name, export_type in EXPORT_TYPES.items():
+        props = tables[name]
+        assert props["DatabaseName"] == {"Ref": db_id}
+        table_input = props["TableInput"]
+        assert table_input["TableType"] == "EXTERNAL_TABLE"
+        assert table_input["Parameters"]["classification"] == "parquet"
+        assert table_input["PartitionKeys"] == [{"Name": k, "Type": "string"} for k in PARTITION_KEYS]
+        sd = table_input["StorageDescriptor"]
+        assert sd["Columns"] == [{"Name": c, "Type": "string"} for c in export_type.columns]
+        assert sd["InputFormat"] == PARQUET_INPUT
+        assert sd["OutputFormat"] == PARQUET_OUTPUT
+        assert sd["SerdeInfo"] == {"SerializationLibrary": PARQUET_SERDE, "Parameters": {"serialization.format": "1"}}
+        assert sd["Location"] == {"Fn::Join": ["", ["s3://", {"Ref": lake_id}, f"/lake/{name}/"]]}
+
+
+def test_athena_workgroup_is_enforced_encrypted_and_capped(resources: Resources) -> None:
+    lake_id, _ = one(resources, "AWS::S3::Bucket", "LakeBucket")
+    wg_id, wg = one(resources, "AWS::Athena::WorkGroup", "CatalogWorkGroup")
+    conf = wg["Properties"]["WorkGroupConfiguration"]
+    assert conf["EnforceWorkGroupConfiguration"] is True
+    assert conf["BytesScannedCutoffPerQuery"] == 10240 * 1024 * 1024
+    assert conf["EngineVersion"] == {"SelectedEngineVersion": "AUTO"}
+    result = conf["ResultConfiguration"]
+    assert result["EncryptionConfiguration"] == {"EncryptionOption": "SSE_S3"}
+    assert result["OutputLocation"] == {"Fn::Join": ["", ["s3://", {"Ref": lake_id}, "/athena-results/"]]}
+    queries = of_type(resources, "AWS::Athena::NamedQuery")
+    assert {q["Properties"]["Name"] for q in queries.values()} >= {"WinRatePerGameType", "LatestResultPerExport"}
+    for query in queries.values():
+        assert query["Properties"]["WorkGroup"] == {"Ref": wg_id}
+        assert query["Properties"]["Database"] == "exportlake"
+        for table in re.findall(r'"exportlake"\."([a-z_]+)"', query["Properties"]["QueryString"]):
+            assert table in EXPORT_TYPES
+
+
+# --- ledger -----------------------------------------------------------------------------------------------------
+
+
+def test_ledger_table(template: Template) -> None:
+    template.has_resource(
+        "AWS::DynamoDB::Table",
+        {
+            "DeletionPolicy": "Retain",
+            "Properties": {
+                "KeySchema": [
+                    {"AttributeName": "export_name", "KeyType": "HASH"},
+                    {"AttributeName": "result_id", "KeyType": "RANGE"},
+                ],
+                "AttributeDefinitions": Match.array_with([{"AttributeName": "export_name", "AttributeType": "S"}]),
+                "BillingMode": "PAY_PER_REQUEST",
+                "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+                "DeletionProtectionEnabled": True,
+                "TableName": Match.absent(),
+            },
+        },
+    )
+
+
+# --- pipeline ---------------------------------------------------------------------------------------------------
+
+
+def test_functions_runtime_and_sizing(resources: Resources) -> None:
+    expected = {PLANNER_HANDLER: (512, 300), COPIER_HANDLER: (1769, 900)}
+    for handler, (memory, timeout) in expected.items():
+        _, fn = function(resources, handler)
+        props = fn["Properties"]
+        assert props["Runtime"] == "python3.12"
+        assert props["Architectures"] == ["arm64"]
+        assert props["TracingConfig"] == {"Mode": "Active"}
+        assert props["MemorySize"] == memory
+        assert props["Timeout"] == timeout
+        assert "FunctionName" not in props
+        log_group = props["LoggingConfig"]["LogGroup"]["Ref"]
+        assert resources[log_group]["Properties"]["RetentionInDays"] == 30
+    assert len(of_type(resources, "AWS::Lambda::Function")) == 2
+
+
+def test_function_environment_is_exactly_the_settings_contract(resources: Resources) -> None:
+    ids = {
+        t: one(resources, t, p)[0]
+        for t, p in [
+            ("AWS::S3::Bucket", "LakeBucket"),
+            ("AWS::DynamoDB::Table", "Ledger"),
+            ("AWS::SNS::Topic", "AlertsTopic"),
+            ("AWS::SecretsManager::Secret", "GatewaySecret"),
+        ]
+    }
+    # The copy-jobs queue is the one with a redrive policy (its DLQ shares the name prefix).
+    queue_id = next(k for k, v in of_type(resources, "AWS::SQS::Queue").items() if "RedrivePolicy" in v["Properties"])
+    expected = {
+        "EXPORTLAKE_GATEWAY_URL": "https://gateway.example.neoday.com",
+        "EXPORTLAKE_SECRET_ID": {"Ref": ids["AWS::SecretsManager::Secret"]},
+        "EXPORTLAKE_BUCKET": {"Ref": ids["AWS::S3::Bucket"]},
+        "EXPORTLAKE_GLUE_DATABASE": "exportlake",
+        "EXPORTLAKE_LEDGER_TABLE": {"Ref": ids["AWS::DynamoDB::Table"]},
+        "EXPORTLAKE_TOPIC_ARN": {"Ref": ids["AWS::SNS::Topic"]},
+        "EXPORTLAKE_QUEUE_URL": {"Ref": queue_id},
+        "EXPORTLAKE_DOWNLOAD_HOSTS": "*.digitaloceanspaces.com",
+        "POWERTOOLS_SERVICE_NAME": "exportlake",
+        "POWERTOOLS_METRICS_NAMESPACE": "exportlake",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+    for handler in (PLANNER_HANDLER, COPIER_HANDLER):
+        env = function(resources, handler)[1]["Properties"]["Environment"]["Variables"]
+        assert set(env) - POWERTOOLS == set(ENV_VARS)
+        assert set(env) & POWERTOOLS == POWERTOOLS
+        assert env == expected
+
+
+def test_imported_secret_is_passed_by_name(synth_alt: Synthesized) -> None:
+    resources = synth_alt.raw["Resources"]
+    assert not of_type(resources, "AWS::SecretsManager::Secret")
+    for handler in (PLANNER_HANDLER, COPIER_HANDLER):
+        env = function(resources, handler)[1]["Properties"]["Environment"]["Variables"]
+        assert env["EXPORTLAKE_SECRET_ID"] == "prod/neoday-gateway"
+
+
+def test_copy_queue_wiring(resources: Resources) -> None:
+    queues = of_type(resources, "AWS::SQS::Queue")
+    main_id, main = next((k, v) for k, v in queues.items() if "RedrivePolicy" in v["Properties"])
+    dlq_id = main["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+    assert main["Properties"]["RedrivePolicy"]["maxReceiveCount"] == 5
+    assert main["Properties"]["VisibilityTimeout"] == 6 * 900
+    for queue in queues.values():
+        assert queue["Properties"]["SqsManagedSseEnabled"] is True
+    assert len(queues) == 3
+    assert dlq_id in queues
+    copier_id, _ = function(resources, COPIER_HANDLER)
+    (mapping,) = of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+    props = mapping["Properties"]
+    assert props["FunctionName"] == {"Ref": copier_id}
+    assert props["EventSourceArn"] == {"Fn::GetAtt": [main_id, "Arn"]}
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["ScalingConfig"] == {"MaximumConcurrency": 4}
+    assert props["BatchSize"] == 1
+    tls_denied = set()
+    for policy in of_type(resources, "AWS::SQS::QueuePolicy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if statement["Effect"] == "Deny" and "aws:SecureTransport" in json.dumps(statement.get("Condition")):
+                tls_denied |= {q["Ref"] for q in policy["Properties"]["Queues"]}
+    assert tls_denied == set(queues)
+
+
+def test_copy_concurrency_and_memory_from_config(synth_alt: Synthesized) -> None:
+    resources = synth_alt.raw["Resources"]
+    (mapping,) = of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+    assert mapping["Properties"]["ScalingConfig"] == {"MaximumConcurrency": 10}
+    assert function(resources, COPIER_HANDLER)[1]["Properties"]["MemorySize"] == 3008
+
+
+def test_schedule(resources: Resources) -> None:
+    planner_id, _ = function(resources, PLANNER_HANDLER)
+    (schedule,) = of_type(resources, "AWS::Scheduler::Schedule").values()
+    props = schedule["Properties"]
+    assert props["ScheduleExpression"] == "rate(1 hour)"
+    assert props["ScheduleExpressionTimezone"] == "UTC"
+    assert props["State"] == "ENABLED"
+    target = props["Target"]
+    assert target["Arn"] == {"Fn::GetAtt": [planner_id, "Arn"]}
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 3}
+    dlq_id = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
+    assert dlq_id.startswith("PipelineScheduleDlq")
+    role = resources[target["RoleArn"]["Fn::GetAtt"][0]]
+    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "scheduler.amazonaws.com"
+    }
+
+
+def test_schedule_from_config(synth_alt: Synthesized) -> None:
+    (schedule,) = of_type(synth_alt.raw["Resources"], "AWS::Scheduler::Schedule").values()
+    assert schedule["Properties"]["ScheduleExpression"] == "cron(15 6 * * ? *)"
+    assert schedule["Properties"]["ScheduleExpressionTimezone"] == "Europe/Amsterdam"
+
+
+# --- IAM --------------------------------------------------------------------------------------------------------
+
+XRAY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+
+
+def test_no_wildcard_actions_or_resources_on_data(resources: Resources) -> None:
+    for logical_id, policy in of_type(resources, "AWS::IAM::Policy").items():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = listify(statement["Action"])
+            for action in actions:
+                assert action != "*", logical_id
+                assert not action.endswith(":*"), (logical_id, action)
+                service, name = action.split(":")
+                if service in ("s3", "dynamodb", "glue", "secretsmanager", "sqs", "sns"):
+                    assert "*" not in name, (logical_id, action)
+            if "*" in listify(statement["Resource"]):
+                assert set(actions) <= XRAY, (logical_id, actions)
+
+
+def test_planner_grants(resources: Resources) -> None:
+    _, planner = function(resources, PLANNER_HANDLER)
+    actions = actions_of(role_statements(resources, planner["Properties"]))
+    assert "secretsmanager:GetSecretValue" in actions
+    assert {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:Query"} <= actions
+    assert {"sns:Publish", "sqs:SendMessage"} <= actions
+    assert not {a for a in actions if a.startswith(("s3:", "glue:"))}
+
+
+def test_copier_grants(resources: Resources) -> None:
+    _, copier = function(resources, COPIER_HANDLER)
+    statements = role_statements(resources, copier["Properties"])
+    actions = actions_of(statements)
+    assert {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListBucket"} <= actions
+    assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sns:Publish", "secretsmanager:GetSecretValue"} <= actions
+    assert "sqs:SendMessage" not in actions
+    (glue,) = [s for s in statements if s.get("Sid") == "GlueCatalogOfTheLake"]
+    assert sorted(glue["Action"]) == sorted(GLUE_COPIER_ACTIONS)
+    resources_text = json.dumps(glue["Resource"])
+    for part in (":catalog", ":database/exportlake", ":table/exportlake/*"):
+        assert part in resources_text
+    (objects,) = [s for s in statements if s.get("Sid") == "LakeObjects"]
+    prefixes = sorted(json.dumps(r) for r in objects["Resource"])
+    assert len(prefixes) == 3
+    assert not any("athena-results" in p for p in prefixes)
+
+
+# --- secret -----------------------------------------------------------------------------------------------------
+
+
+def test_secret_has_no_value_in_the_template(resources: Resources) -> None:
+    _, secret = one(resources, "AWS::SecretsManager::Secret", "GatewaySecret")
+    props = secret["Properties"]
+    assert "SecretString" not in props
+    assert "Name" not in props
+    generated = props["GenerateSecretString"]
+    assert json.loads(generated["SecretStringTemplate"]) == {"client_id": "REPLACE_ME"}
+    assert generated["GenerateStringKey"] == "client_secret"
+
+
+# --- alerts -----------------------------------------------------------------------------------------------------
+
+
+def test_topic_is_kms_encrypted_and_tls_only(resources: Resources) -> None:
+    _topic_id, topic = one(resources, "AWS::SNS::Topic", "AlertsTopic")
+    key_id = topic["Properties"]["KmsMasterKeyId"]["Fn::GetAtt"][0]
+    assert resources[key_id]["Properties"]["EnableKeyRotation"] is True
+    key_policy = json.dumps(resources[key_id]["Properties"]["KeyPolicy"])
+    assert "cloudwatch.amazonaws.com" in key_policy
+    (policy,) = of_type(resources, "AWS::SNS::TopicPolicy").values()
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert any(s["Effect"] == "Deny" and "aws:SecureTransport" in json.dumps(s.get("Condition")) for s in statements)
+    assert not of_type(resources, "AWS::SNS::Subscription")
+
+
+def test_email_subscriptions_from_config(synth_alt: Synthesized) -> None:
+    subs = of_type(synth_alt.raw["Resources"], "AWS::SNS::Subscription").values()
+    assert sorted(s["Properties"]["Endpoint"] for s in subs) == ["data@example.com", "ops@example.com"]
+    assert {s["Properties"]["Protocol"] for s in subs} == {"email"}
+
+
+def test_alarms_route_to_the_topic(resources: Resources) -> None:
+    topic_id, _ = one(resources, "AWS::SNS::Topic", "AlertsTopic")
+    alarms = of_type(resources, "AWS::CloudWatch::Alarm")
+    assert len(alarms) == 5
+    for alarm in alarms.values():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
+    by_metric = {a["Properties"].get("MetricName"): a["Properties"] for a in alarms.values()}
+    fresh = by_metric["ResultsCopied"]
+    assert fresh["Namespace"] == "exportlake"
+    assert fresh["Dimensions"] == [{"Name": "service", "Value": "exportlake"}]
+    assert fresh["Statistic"] == "Sum"
+    assert fresh["Period"] == 24 * 3600
+    assert fresh["ComparisonOperator"] == "LessThanThreshold"
+    assert fresh["Threshold"] == 1
+    assert fresh["TreatMissingData"] == "breaching"
+    dlq_alarms = [
+        a for a in alarms.values() if a["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
+    ]
+    dlq_ids = {a["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for a in dlq_alarms}
+    assert len(dlq_ids) == 2
+    assert all("Dlq" in d for d in dlq_ids)
+    error_alarms = [a["Properties"] for a in alarms.values() if a["Properties"].get("MetricName") == "Errors"]
+    assert {a["Dimensions"][0]["Value"]["Ref"] for a in error_alarms} == {
+        function(resources, PLANNER_HANDLER)[0],
+        function(resources, COPIER_HANDLER)[0],
+    }
+    for props in [a["Properties"] for a in dlq_alarms] + error_alarms:
+        assert props["ComparisonOperator"] == "GreaterThanThreshold"
+        assert props["Threshold"] == 0
+
+
+def test_dashboard_shows_runtime_metrics(resources: Resources) -> None:
+    (dashboard,) = of_type(resources, "AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    for metric in ("ResultsCopied", "RowsCopied", "BytesCopied", "LagSeconds"):
+        assert metric in body
+
+
+# --- stack-wide -------------------------------------------------------------------------------------------------
+
+
+def test_outputs(synth: Synthesized) -> None:
+    assert set(synth.raw["Outputs"]) >= {
+        "BucketName",
+        "SecretId",
+        "TopicArn",
+        "AthenaWorkGroup",
+        "GlueDatabase",
+        "QueueUrl",
+    }
+
+
+def test_nothing_hard_coded_to_an_account_or_region(synth: Synthesized) -> None:
+    text = json.dumps(synth.raw)
+    assert not re.search(r"\b\d{12}\b", text)
+    assert not re.search(
+        r"\b(us|eu|ap|sa|ca|me|af|il|mx)-(north|south|east|west|central|northeast|southeast)-\d\b", text
+    )
+    assert "arn:aws:" not in text  # partitions come from AWS::Partition
+
+
+def test_only_required_physical_names(resources: Resources) -> None:
+    named = {
+        "AWS::S3::Bucket": "BucketName",
+        "AWS::SQS::Queue": "QueueName",
+        "AWS::SNS::Topic": "TopicName",
+        "AWS::DynamoDB::Table": "TableName",
+        "AWS::Lambda::Function": "FunctionName",
+        "AWS::IAM::Role": "RoleName",
+        "AWS::Scheduler::Schedule": "Name",
+        "AWS::Logs::LogGroup": "LogGroupName",
+    }
+    for cfn_type, prop in named.items():
+        for logical_id, resource in of_type(resources, cfn_type).items():
+            assert prop not in resource.get("Properties", {}), (logical_id, prop)
