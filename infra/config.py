@@ -14,6 +14,8 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from exportlake.settings import is_host_pattern
+
 #: Every context key with its default (the same values as ``cdk.json``) and its meaning (for the docs table).
 DEFAULTS: dict[str, Any] = {
     "gatewayUrl": "https://gateway.example.neoday.com",
@@ -35,7 +37,6 @@ _RATE = re.compile(r"^rate\((?P<n>[1-9]\d*) (?P<unit>minute|minutes|hour|hours|d
 _CRON = re.compile(r"^cron\((?P<fields>[^()]+)\)$")
 _AT = re.compile(r"^at\(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\)$")
 _EMAIL = re.compile(r"^[^@\s,]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
-_HOST_PATTERN = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 _SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
 _HOST_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
@@ -188,7 +189,7 @@ class _Reader:
         if not hosts:
             self.bad("downloadHosts", self.raw("downloadHosts"), "must name at least one host or '*.' pattern")
         for host in hosts:
-            if not _HOST_PATTERN.match(host):
+            if not is_host_pattern(host):
                 self.bad("downloadHosts", host, "must be a host name or a '*.domain' pattern")
         return hosts
 

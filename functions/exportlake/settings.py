@@ -79,7 +79,7 @@ class Settings:
                 problems.append(f"EXPORTLAKE_QUEUE_URL={queue_url!r} is not an SQS queue URL")
         raw_hosts = env.get("EXPORTLAKE_DOWNLOAD_HOSTS", "").strip() or DEFAULT_DOWNLOAD_HOSTS
         hosts = tuple(h.strip().lower() for h in raw_hosts.split(",") if h.strip())
-        bad_hosts = [h for h in hosts if not _HOST_PATTERN.fullmatch(h)]
+        bad_hosts = [h for h in hosts if not is_host_pattern(h)]
         if bad_hosts or not hosts:
             problems.append(
                 f"EXPORTLAKE_DOWNLOAD_HOSTS has invalid entries {bad_hosts!r} (host names or '*.' patterns)"
@@ -106,6 +106,11 @@ class Settings:
                 strict=True,
             )
         )
+
+
+def is_host_pattern(value: str) -> bool:
+    """True for a host name or a ``*.domain`` pattern, as ``EXPORTLAKE_DOWNLOAD_HOSTS`` takes them."""
+    return bool(_HOST_PATTERN.fullmatch(value))
 
 
 def queue_name(queue_url: str) -> str:
