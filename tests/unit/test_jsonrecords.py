@@ -1,0 +1,341 @@
+"""RecordStream against json.loads: every valid document converts row by row, every invalid one is refused."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from exportlake.adapters.jsonrecords import RecordStream
+from exportlake.domain.errors import DocumentError
+
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# -- generation ------------------------------------------------------------------------------------------------------
+
+_TRICKY = ["}", "]", "{", "[", ",", ":", '"', "\\", "é", "😀", "\n", "\x00", "\u2028", "},{", '"}]', "\\u00e9"]
+_text = st.lists(st.one_of(st.characters(codec="utf-8"), st.sampled_from(_TRICKY)), max_size=8).map("".join)
+_field = st.one_of(st.sampled_from(["userid", "haswon", "a", "é", "}", '"', "\\", "", "x y"]), _text)
+_scalar = st.one_of(
+    _text,
+    _text,
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
+_value = st.one_of(
+    _scalar,
+    _scalar,
+    _scalar,
+    st.recursive(_scalar, lambda c: st.lists(c, max_size=3) | st.dictionaries(_text, c, max_size=3), max_leaves=5),
+)
+_record = st.dictionaries(_field, _value, max_size=5)
+_document = st.tuples(_text, st.lists(_record, max_size=12))
+
+_WHITESPACE = ["", "", "", " ", "\n", "\t", "\r\n", "  \n\t "]
+
+
+def _dump(value: Any, rnd: random.Random) -> str:
+    """JSON text with random whitespace between tokens and random escaping of non-ASCII."""
+
+    def ws() -> str:
+        return rnd.choice(_WHITESPACE)
+
+    if isinstance(value, dict):
+        items = [f"{ws()}{_dump(k, rnd)}{ws()}:{ws()}{_dump(v, rnd)}{ws()}" for k, v in value.items()]
+        return "{" + ",".join(items) + ws() + "}" if not items else "{" + ",".join(items) + "}"
+    if isinstance(value, list):
+        items = [f"{ws()}{_dump(v, rnd)}{ws()}" for v in value]
+        return "[" + ",".join(items) + "]" if items else "[" + ws() + "]"
+    return json.dumps(value, ensure_ascii=rnd.random() < 0.3)
+
+
+def _document_bytes(key: str, records: list[dict[str, Any]], rnd: random.Random) -> bytes:
+    pad = "".join(rnd.choice(_WHITESPACE) for _ in range(3))
+    return (pad + _dump({key: records}, rnd) + pad).encode()
+
+
+def _split(data: bytes, rnd: random.Random) -> list[bytes]:
+    """Chunks of random sizes (1 byte up to the whole document), so cuts fall inside characters and escapes."""
+    chunks, i = [], 0
+    while i < len(data):
+        n = rnd.choice([1, 2, 3, 7, 64, 4096, len(data)])
+        chunks.append(data[i : i + n])
+        i += n
+        if rnd.random() < 0.1:
+            chunks.append(b"")
+    return chunks
+
+
+# -- oracle ----------------------------------------------------------------------------------------------------------
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"not strict JSON: {name}")
+
+
+def _oracle(data: bytes) -> tuple[str, list[dict[str, Any]]] | None:
+    """json.loads' view of the document (strict: no NaN/Infinity), or None if it is invalid or of the wrong shape."""
+    try:
+        doc = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or len(doc) != 1:
+        return None
+    ((key, records),) = doc.items()
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        return None
+    if not _unicode(doc):  # json.loads keeps lone surrogate escapes ("\ud800"); UTF-8 (Arrow, Parquet) cannot
+        return None
+    return key, records
+
+
+def _unicode(value: Any) -> bool:
+    """True if every string in ``value`` (keys included) is valid Unicode, i.e. encodes to UTF-8."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(_unicode(k) and _unicode(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_unicode(v) for v in value)
+    return True
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal with types (json.loads('1') == True in Python, so plain == is not enough)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def _convert(chunks: list[bytes], batch_bytes: int, columns: tuple[str, ...]) -> tuple[RecordStream, list[dict]]:
+    stream = RecordStream(chunks, batch_bytes=batch_bytes)
+    rows: list[dict[str, str | None]] = []
+    for batch in stream.batches(columns):
+        assert batch.num_rows > 0
+        names = batch.schema.names
+        assert names == stream.fields[: len(names)]  # a running order: a later batch only adds fields at the end
+        assert all(str(f.type) == "string" for f in batch.schema)
+        data = batch.to_pydict()
+        rows.extend({n: data[n][i] for n in names} for i in range(batch.num_rows))
+    return stream, rows
+
+
+def _check(data: bytes, chunks: list[bytes], batch_bytes: int, columns: tuple[str, ...] = ()) -> None:
+    """Convert and compare with the oracle: same rows, in order, with the same values; or DocumentError."""
+    expected = _oracle(data)
+    if expected is None:
+        with pytest.raises(DocumentError):
+            _convert(chunks, batch_bytes, columns)
+        return
+    key, records = expected
+    stream, rows = _convert(chunks, batch_bytes, columns)
+    order = list(dict.fromkeys([*columns, *(k for r in records for k in r)]))
+    assert stream.key == key
+    assert stream.fields == order
+    assert stream.records == len(records) == len(rows)
+    assert stream.bytes_read == len(data)
+    assert stream.sha256 == hashlib.sha256(data).hexdigest()
+    for n, (record, row) in enumerate(zip(records, rows, strict=True)):
+        for field in order:
+            want, got = record.get(field), row.get(field)
+            if want is None or isinstance(want, str):
+                assert got == want, (n, field)
+            else:  # a non-string value arrives as its JSON text
+                assert isinstance(got, str) and _same(json.loads(got), want), (n, field, got, want)
+
+
+# -- properties ------------------------------------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(_document, st.randoms(use_true_random=False), st.sampled_from([1, 2, 7, 16, 64, 8 << 20]), st.booleans())
+def test_valid_documents_convert_like_json_loads(doc, rnd, batch_bytes, with_columns):
+    key, records = doc
+    data = _document_bytes(key, records, rnd)
+    columns = ("userid", "zz_absent") if with_columns else ()
+    _check(data, _split(data, rnd), batch_bytes, columns)
+
+
+_GARBAGE = [
+    b"}",
+    b"]",
+    b"{",
+    b"[",
+    b",",
+    b":",
+    b'"',
+    b"\\",
+    b"x",
+    b"1",
+    b"\x00",
+    b"\xff",
+    b"\xc3",
+    b" ",
+    b"null",
+    b"{}",
+]
+
+
+@SETTINGS
+@given(_document, st.randoms(use_true_random=False), st.sampled_from([1, 5, 64, 8 << 20]), st.integers(0, 3))
+def test_damaged_documents_are_refused_or_match_json_loads(doc, rnd, batch_bytes, how):
+    key, records = doc
+    data = _document_bytes(key, records, rnd)
+    at = rnd.randrange(len(data))
+    if how == 0:  # truncated (or whitespace-only loss: still valid, then it must convert)
+        data = data[:at]
+    elif how == 1:  # garbage injected
+        data = data[:at] + rnd.choice(_GARBAGE) + data[at:]
+    elif how == 2:  # a byte lost
+        data = data[:at] + data[at + 1 :]
+    else:  # a byte replaced
+        data = data[:at] + rnd.choice(_GARBAGE)[:1] + data[at + 1 :]
+    _check(data, _split(data, rnd), batch_bytes)
+
+
+_WRONG_SHAPES = [
+    "",
+    "   ",
+    "[]",
+    "[{}]",
+    "{}",
+    '{"k": []} {}',
+    '{"k": [], "j": []}',
+    '{"k": {}}',
+    '{"k": "x"}',
+    '{"k": null}',
+    '{"k": [1]}',
+    '{"k": [{"a": "b"}, 2]}',
+    '{"k": [{"a": "b"}, [1]]}',
+    '{"k": [{"a": "b"}, null]}',
+    '{"k": [{"a": "b"},]}',
+    '{"k": [,{"a": "b"}]}',
+    '{"k": [{"a": "b"}}',
+    '{"k": [{"a": "b"}]',
+    '{"k": [{"a": "b"}]]}',
+    '{"k": [{"a": "b"} {"a": "c"}]}',
+    '{"k": [{"a": NaN}]}',
+    '{"k": [{"a": Infinity}]}',
+    '{"k": [{"a": 01}]}',
+    '{"k": [{"a": "\\x"}]}',
+    '{"k": [{"a": "tab\there"}]}',
+    '{"k": [{a: "b"}]}',
+    "{'k': []}",
+    '{"k" [] }',
+    '{"k": [{"a": "b"}]}x',
+    '{"k\\": []}',
+]
+
+
+@pytest.mark.parametrize("text", _WRONG_SHAPES)
+@pytest.mark.parametrize("batch_bytes", [1, 3, 8 << 20])
+def test_wrong_shapes_are_refused(text, batch_bytes):
+    data = text.encode()
+    assert _oracle(data) is None
+    with pytest.raises(DocumentError):
+        _convert([data[i : i + 2] for i in range(0, len(data), 2)] or [b""], batch_bytes, ())
+
+
+# -- examples --------------------------------------------------------------------------------------------------------
+
+
+def test_win_info_example_and_attributes():
+    data = (
+        b'{"win_info": [\n {"userid": "a", "stackid": "s", "haswon": "1", "participation_date": "2024-01-02 03:04:05"},'
+        b'\n {"userid": "b", "haswon": 0, "extra": null}\n]}\n'
+    )
+    stream = RecordStream([data], batch_bytes=1)
+    assert stream.key is None
+    assert stream.start() == "win_info"
+    batches = list(stream.batches(("userid", "stackid", "haswon", "participation_date")))
+    assert stream.fields == ["userid", "stackid", "haswon", "participation_date", "extra"]
+    rows = [row for b in batches for row in b.to_pylist()]
+    assert rows == [
+        {"userid": "a", "stackid": "s", "haswon": "1", "participation_date": "2024-01-02 03:04:05"},
+        {"userid": "b", "stackid": None, "haswon": "0", "participation_date": None, "extra": None},
+    ]
+    assert stream.records == 2 and stream.bytes_read == len(data)
+
+
+def test_values_keep_their_exact_text():
+    data = '{"k":[{"a":"  lead","b":10000,"c":true,"d":1.50,"e":1e2,"f":[1, {"x": "é"}],"g":"😀\\u00e9\\""}]}'
+    stream = RecordStream([data.encode()])
+    (row,) = next(stream.batches()).to_pylist()
+    assert row == {"a": "  lead", "b": "10000", "c": "true", "d": "1.50", "e": "1e2", "f": '[1,{"x":"é"}]', "g": '😀é"'}
+
+
+def test_duplicate_keys_last_wins_like_json_loads():
+    data = b'{"k":[{"a":"1","b":"x","a":"2"},{"a":3,"a":null}]}'
+    stream = RecordStream([data], batch_bytes=1)
+    rows = [r for b in stream.batches() for r in b.to_pylist()]
+    assert rows == [{"a": "2", "b": "x"}, {"a": None, "b": None}]
+
+
+def test_empty_array_has_a_key_and_no_batches():
+    stream = RecordStream([b' { "win_info" : [ ] } '])
+    assert list(stream.batches()) == []
+    assert stream.key == "win_info" and stream.records == 0
+
+
+def test_utf8_bom_is_accepted_like_json_loads_of_bytes():
+    data = b'\xef\xbb\xbf{"k":[{"a":"b"}]}'
+    assert json.loads(data) == {"k": [{"a": "b"}]}
+    stream = RecordStream([data[:1], data[1:2], data[2:]])
+    assert [r for b in stream.batches() for r in b.to_pylist()] == [{"a": "b"}]
+
+
+def test_one_record_larger_than_many_batches_with_brackets_in_strings():
+    huge = ('}"],{\\' * 200_000) + "é"
+    records = [{"a": "x"}, {"a": huge, "b": {"n": [1, "}"]}}, {"a": "y"}]
+    data = json.dumps({"k": records}).encode()
+    chunks = [data[i : i + 65536] for i in range(0, len(data), 65536)]
+    started = time.perf_counter()
+    _, rows = _convert(chunks, 1024, ())
+    assert time.perf_counter() - started < 10  # linear, not quadratic, in the record's size
+    assert [r["a"] for r in rows] == ["x", huge, "y"]
+    assert rows[1]["b"] == '{"n":[1,"}"]}'
+
+
+def test_error_names_the_record_and_byte():
+    data = b'{"k":[{"a":"1"},{"a":"2"},{"a":"3\x01"}]}'
+    with pytest.raises(DocumentError, match=r"byte 33"):
+        list(RecordStream([data], batch_bytes=1 << 20).batches())
+
+
+def test_batches_are_cut_near_batch_bytes_and_keep_order():
+    records = [{"i": str(i), "pad": "}" * (i % 7)} for i in range(5000)]
+    data = json.dumps({"k": records}).encode()
+    stream = RecordStream([data[i : i + 1000] for i in range(0, len(data), 1000)], batch_bytes=4096)
+    batches = list(stream.batches())
+    assert len(batches) > 20
+    assert [r["i"] for b in batches for r in b.to_pylist()] == [str(i) for i in range(5000)]
+
+
+def test_batches_can_be_iterated_once():
+    stream = RecordStream([b'{"k":[]}'])
+    list(stream.batches())
+    with pytest.raises(RuntimeError):
+        list(stream.batches())
+
+
+def test_lone_surrogate_escape_is_refused_though_json_loads_keeps_it():
+    data = b'{"k":[{"a":"\\ud800"}]}'
+    assert json.loads(data) == {"k": [{"a": "\ud800"}]}  # not valid Unicode: no UTF-8 column can hold it
+    with pytest.raises(DocumentError):
+        list(RecordStream([data]).batches())
