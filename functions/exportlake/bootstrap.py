@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -16,10 +16,12 @@ from exportlake.adapters.ledger import DynamoLedger
 from exportlake.adapters.notifier import SnsNotifier
 from exportlake.adapters.queue import SqsJobQueue
 from exportlake.adapters.secrets import SecretCredentials
-from exportlake.copier import Copier
 from exportlake.domain.planning import Planner
 from exportlake.domain.ports import Metrics
 from exportlake.settings import Settings
+
+if TYPE_CHECKING:
+    from exportlake.copier import Copier
 
 _BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=8)
 
@@ -68,8 +70,20 @@ def planner(metrics: Metrics) -> Planner:
 
 
 def copier(metrics: Metrics) -> Copier:
-    """The copier service."""
+    """The copier service (imported here so the planner never loads pyarrow: a faster cold start)."""
+    from exportlake.copier import Copier
+
+    _lean_arrow_allocator()
     return Copier(gateway(), ledger(), catalog(), client("s3"), settings().bucket, notifier(), metrics)
+
+
+@functools.cache
+def _lean_arrow_allocator() -> None:
+    # Arrow's default mimalloc pool keeps freed pages; the system allocator hands them back, which measured
+    # 10-20 MB lower peak RSS on a 1M-record copy at the same speed (see docs/performance.md).
+    import pyarrow as pa
+
+    pa.set_memory_pool(pa.system_memory_pool())
 
 
 def reset() -> None:

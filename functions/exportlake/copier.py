@@ -6,6 +6,7 @@ parts and raw original (invisible: no partition yet) → manifest → Glue parti
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -13,7 +14,7 @@ from datetime import datetime
 from typing import Any, BinaryIO, cast
 
 from exportlake.adapters.catalog import GlueCatalog
-from exportlake.adapters.jsonrecords import RecordStream
+from exportlake.adapters.jsonrecords import DEFAULT_BATCH_BYTES, RecordStream
 from exportlake.adapters.parquetsink import PartInfo, write_parquet
 from exportlake.adapters.rawarchive import gzip_writer, tee
 from exportlake.adapters.s3sink import MultipartSink
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 LEASE_SECONDS = COPIER_TIMEOUT_SECONDS + 60  # outlives any attempt of the copier
 DOWNLOAD_ATTEMPTS = 3
+ROW_GROUP_ROWS = 65_536
 MANIFEST_VERSION = 1
 
 
@@ -53,8 +55,8 @@ class Copier:
         notifier: Notifier,
         metrics: Metrics,
         *,
-        part_size: int = 8 << 20,
-        batch_bytes: int = 8 << 20,
+        part_size: int = 5 << 20,
+        batch_bytes: int = DEFAULT_BATCH_BYTES,
         clock: Callable[[], datetime] = now_utc,
     ):
         self._gateway = gateway
@@ -130,6 +132,7 @@ class Copier:
         table: str | None = None
         prefix = ""
         written: list[str] = []
+        gz: Any = None
         try:
             gz = gzip_writer(raw_sink)
             stream = RecordStream(tee(chunks, gz), batch_bytes=self._batch_bytes)
@@ -152,7 +155,7 @@ class Copier:
                     ),
                 )
 
-            parts = write_parquet(stream.batches(), open_part)
+            parts = write_parquet(stream.batches(), open_part, background=False, row_group_rows=ROW_GROUP_ROWS)
             gz.close()
             raw_sink.close()
             if table is None:  # an empty document: no part was opened
@@ -175,6 +178,9 @@ class Copier:
             )
             self._write_manifest(job, outcome, parts, columns, stream.sha256, raw_sink)
         except BaseException:
+            if gz is not None and not gz.closed:
+                with contextlib.suppress(Exception):  # stop its threads; the sink below is aborted anyway
+                    gz.close()
             raw_sink.abort()
             if prefix:  # nothing of a failed copy may linger, even invisible
                 self._remove_stale_parts(prefix, keep=set())

@@ -84,7 +84,8 @@ class MultipartSink(io.BufferedIOBase):
             self._buf += view
         self._written += n
         while len(self._buf) >= self._part_size:
-            chunk = bytes(self._buf[: self._part_size])
+            with memoryview(self._buf) as whole:  # one copy of the part, not a slice and then a copy of it
+                chunk = bytes(whole[: self._part_size])
             del self._buf[: self._part_size]
             self._submit(chunk)
         return n
