@@ -78,3 +78,18 @@ def test_expired_once(ledger: DynamoLedger) -> None:
     assert ledger.mark_expired(old) is True
     assert ledger.mark_expired(old) is False
     assert ledger.get("win-info", old.result_id).state == ResultState.EXPIRED  # type: ignore[union-attr]
+
+
+def test_stale_in_flight_entry_is_claimed_again_once(ledger: DynamoLedger) -> None:
+    ledger.claim_queued(REF)
+    ledger.start_copy(JOB, 600)  # a copier took it, then died for good
+    updated = ledger.get("win-info", REF.result_id).updated_at  # type: ignore[union-attr]
+    assert ledger.claim_queued(REF, stale_before="2000-01-01T00:00:00+00:00") is False  # not stale yet
+    later = "2999-01-01T00:00:00+00:00"  # "stale before" a time after its last update
+    assert updated < later
+    assert ledger.claim_queued(REF, stale_before=later) is True
+    assert ledger.get("win-info", REF.result_id).state == ResultState.QUEUED  # type: ignore[union-attr]
+    assert ledger.claim_queued(REF, stale_before=later) is True  # still "queued" since before `later`
+    ledger.start_copy(JOB, 600)
+    ledger.mark_copied(JOB, rows=1, size=1, table="win_info", location="s3://b/p/")
+    assert ledger.claim_queued(REF, stale_before=later) is False  # copied is never claimed again

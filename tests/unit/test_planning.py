@@ -66,14 +66,22 @@ class FakeGateway:
 class FakeLedger:
     def __init__(self) -> None:
         self.items: dict[tuple[str, str], ResultState] = {}
+        self.stale: set[tuple[str, str]] = set()  # entries last updated long ago
 
     def entries(self, export_name: str) -> dict[str, LedgerEntry]:
-        return {r: LedgerEntry(e, r, s) for (e, r), s in self.items.items() if e == export_name}
+        def updated(key: tuple[str, str]) -> str:
+            return "2000-01-01T00:00:00+00:00" if key in self.stale else NOW.isoformat()
 
-    def claim_queued(self, r: ResultRef, *, retry_failed: bool = False) -> bool:
+        return {
+            r: LedgerEntry(e, r, s, updated_at=updated((e, r))) for (e, r), s in self.items.items() if e == export_name
+        }
+
+    def claim_queued(self, r: ResultRef, *, retry_failed: bool = False, stale_before: str = "") -> bool:
         key = (r.export_name, r.result_id)
-        if key in self.items and not (retry_failed and self.items[key] == ResultState.FAILED):
+        stale = key in self.stale and self.items.get(key) in (ResultState.QUEUED, ResultState.COPYING)
+        if key in self.items and not (retry_failed and self.items[key] == ResultState.FAILED) and not stale:
             return False
+        self.stale.discard(key)
         self.items[key] = ResultState.QUEUED
         return True
 
@@ -155,3 +163,24 @@ def test_failed_send_gives_claims_back() -> None:
     queue.fail = False
     planner.run(NOW)
     assert [j.result_id for j in queue.sent] == ["aaa"]
+
+
+def test_in_flight_results_are_left_alone_until_stale() -> None:
+    a = ref("aaa", 3)
+    fresh = {"aaa": LedgerEntry("win-info", "aaa", ResultState.COPYING, updated_at=NOW.isoformat())}
+    assert plan_export(Export("1", "win-info", a), [a], fresh, NOW).to_copy == ()
+    old = {"aaa": LedgerEntry("win-info", "aaa", ResultState.QUEUED, updated_at="2026-11-20T00:00:00+00:00")}
+    assert plan_export(Export("1", "win-info", a), [a], old, NOW).to_copy == (a,)
+
+
+def test_a_stale_job_is_queued_again_once() -> None:
+    a = ref("aaa", 3)
+    planner, _, ledger, queue, _ = make([Export("1", "win-info", a)], {"win-info": [a]})
+    planner.run(NOW)
+    assert len(queue.sent) == 1
+    planner.run(NOW)
+    assert len(queue.sent) == 1  # in flight and fresh: left alone
+    ledger.stale.add(("win-info", "aaa"))  # its job was lost a day ago
+    planner.run(NOW)
+    planner.run(NOW)
+    assert [j.result_id for j in queue.sent] == ["aaa", "aaa"]

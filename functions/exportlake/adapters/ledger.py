@@ -56,13 +56,22 @@ class DynamoLedger:
         return out
 
     # -- transitions ------------------------------------------------------------------------------------------
-    def claim_queued(self, ref: ResultRef, *, retry_failed: bool = False) -> bool:
-        """Record ``ref`` as queued if nobody has; True if this call did (and so must enqueue it)."""
+    def claim_queued(self, ref: ResultRef, *, retry_failed: bool = False, stale_before: str = "") -> bool:
+        """Record ``ref`` as queued if nobody has; True if this call did (and so must enqueue it).
+
+        With ``stale_before``, an entry stuck "queued"/"copying" since before then is claimed again; with
+        ``retry_failed``, a failed one.
+        """
         condition = "attribute_not_exists(result_id)"
         values: dict[str, Any] = {}
         if retry_failed:
             condition += " OR #s = :failed"
             values[":failed"] = {"S": ResultState.FAILED.value}
+        if stale_before:
+            condition += " OR (#s IN (:queued, :copying) AND updated_at < :stale)"
+            values[":queued"] = {"S": ResultState.QUEUED.value}
+            values[":copying"] = {"S": ResultState.COPYING.value}
+            values[":stale"] = {"S": stale_before}
         item = {
             **self._key(ref.export_name, ref.result_id),
             "state": {"S": ResultState.QUEUED.value},

@@ -5,5 +5,9 @@
 MAX_RECEIVES = 5
 #: The copier's Lambda timeout (seconds); the lease and the queue's visibility timeout derive from it.
 COPIER_TIMEOUT_SECONDS = 15 * 60
+#: A result left "queued" or "copying" this long lost its job (a copier killed on its last delivery, a message
+#: dropped): the planner queues it again. Longer than every retry of a job (5 deliveries x 90 min visibility);
+#: a duplicate job is harmless anyway (the copy lease and the "copied" state stop it).
+STALE_AFTER_SECONDS = 24 * 3600
 #: The planner's Lambda timeout (seconds).
 PLANNER_TIMEOUT_SECONDS = 5 * 60

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from exportlake.domain.errors import ExportlakeError
+from exportlake.domain.limits import STALE_AFTER_SECONDS
 from exportlake.domain.models import CopyJob, Export, ResultRef, ResultState
 from exportlake.domain.ports import Gateway, JobQueue, Ledger, LedgerEntry, Metrics, Notifier
 
 log = logging.getLogger(__name__)
 
-# States in which the planner leaves a result alone: done, reported, or someone is on it.
-_SETTLED = {ResultState.COPIED, ResultState.EXPIRED, ResultState.QUEUED, ResultState.COPYING}
+# States in which the planner leaves a result alone: done or reported; in flight unless stale.
+_DONE = {ResultState.COPIED, ResultState.EXPIRED}
+_IN_FLIGHT = {ResultState.QUEUED, ResultState.COPYING}
+
+
+def stale_before(now: datetime) -> str:
+    """The ``updated_at`` below which an in-flight ledger entry is stale (ISO 8601, comparable as text)."""
+    return (now - timedelta(seconds=STALE_AFTER_SECONDS)).astimezone(UTC).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)
@@ -43,9 +50,14 @@ def plan_export(
         candidates.setdefault(export.last_run.result_id, export.last_run)
     to_copy: list[ResultRef] = []
     expired: list[ResultRef] = []
+    stale = stale_before(now)
     for ref in sorted(candidates.values()):
         entry = known.get(ref.result_id)
-        if entry is not None and (entry.state in _SETTLED or (entry.state == ResultState.FAILED and not retry_failed)):
+        if entry is not None and (
+            entry.state in _DONE
+            or (entry.state in _IN_FLIGHT and (not entry.updated_at or entry.updated_at >= stale))
+            or (entry.state == ResultState.FAILED and not retry_failed)
+        ):
             continue
         (expired if ref.is_expired(now) else to_copy).append(ref)
     return ExportPlan(export.system_name, tuple(to_copy), tuple(expired))
@@ -105,7 +117,10 @@ class Planner:
                         "expires_at": None if ref.expires_at is None else ref.expires_at.isoformat(),
                     },
                 )
-        claimed = [ref for ref in plan.to_copy if self._ledger.claim_queued(ref, retry_failed=retry_failed)]
+        stale = stale_before(now)
+        claimed = [
+            ref for ref in plan.to_copy if self._ledger.claim_queued(ref, retry_failed=retry_failed, stale_before=stale)
+        ]
         if claimed:
             try:
                 self._queue.send([CopyJob.for_result(ref) for ref in claimed])
