@@ -10,7 +10,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, BinaryIO, cast
 
 from exportlake.adapters.catalog import GlueCatalog
@@ -24,6 +24,7 @@ from exportlake.domain.models import CopyJob, CopyOutcome, ResultState, SchemaDi
 from exportlake.domain.naming import (
     manifest_key,
     now_utc,
+    parse_timestamp,
     part_key,
     partition_prefix,
     partition_values,
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 
 LEASE_SECONDS = COPIER_TIMEOUT_SECONDS + 60  # outlives any attempt of the copier
 DOWNLOAD_ATTEMPTS = 3
+NOTIFY_LEASE_SECONDS = 300  # how long a copier that claimed result.copied may take to publish it
 ROW_GROUP_ROWS = 65_536
 MANIFEST_VERSION = 1
 
@@ -83,10 +85,13 @@ class Copier:
         try:
             manifest = self._read_manifest(job)
             outcome = self._resume(job, manifest) if manifest else self._copy_fresh(job)
-            if self._ledger.mark_copied(
+            won = self._ledger.mark_copied(
                 job, rows=outcome.rows, size=outcome.bytes_in, table=outcome.table, location=outcome.location
-            ):
-                self._notify_copied(job, outcome)
+            )
+            # Even when another call made the transition (a retried write whose first answer was lost, a
+            # duplicate copier), the notification is still owed until someone has claimed and sent it.
+            self._notify_copied(job, outcome)
+            if won:
                 self._metrics.add("ResultsCopied", 1, "Count")
                 self._metrics.add("RowsCopied", outcome.rows, "Count")
                 self._metrics.add("BytesCopied", outcome.bytes_in, "Bytes")
@@ -185,7 +190,7 @@ class Copier:
             if prefix:  # nothing of a failed copy may linger, even invisible
                 self._remove_stale_parts(prefix, keep=set())
             raise
-        self._register(job, outcome, columns)
+        self._register(outcome, partition_values(job.export_name, job.ref.created_date, job.result_id), columns)
         if diff.changed:
             self._notify_schema(job, outcome, columns)
         return outcome
@@ -194,7 +199,10 @@ class Copier:
         """Finish a copy whose objects and manifest are written (a crash before the partition or ledger)."""
         table = validate_table_name(manifest.get("table"))
         columns = [validate_column_name(c) for c in manifest.get("columns", [])]
-        prefix = partition_prefix(table, job.export_name, job.ref.created_date, job.result_id)
+        # The partition the parts were written under, from the manifest (a re-queued job may carry another
+        # created_at, hence another day).
+        day = parse_timestamp(manifest.get("created_at"), "manifest created_at").astimezone(UTC).strftime("%Y-%m-%d")
+        prefix = partition_prefix(table, job.export_name, day, job.result_id)
         outcome = CopyOutcome(
             export_name=job.export_name,
             result_id=job.result_id,
@@ -208,7 +216,7 @@ class Copier:
         )
         if self._catalog.columns(table) is None:
             self._catalog.create_table(table, columns)
-        self._register(job, outcome, columns)
+        self._register(outcome, partition_values(job.export_name, day, job.result_id), columns)
         return outcome
 
     # -- steps ------------------------------------------------------------------------------------------------
@@ -229,8 +237,7 @@ class Copier:
             columns = self._catalog.add_columns(table, added)
         return columns, SchemaDiff(added=added, missing=missing)
 
-    def _register(self, job: CopyJob, outcome: CopyOutcome, columns: list[str]) -> None:
-        values = partition_values(job.export_name, job.ref.created_date, job.result_id)
+    def _register(self, outcome: CopyOutcome, values: list[str], columns: list[str]) -> None:
         self._catalog.register_partition(outcome.table, values, outcome.location, columns)
 
     def _write_manifest(
@@ -291,6 +298,16 @@ class Copier:
 
     # -- notifications ----------------------------------------------------------------------------------------
     def _notify_copied(self, job: CopyJob, outcome: CopyOutcome) -> None:
+        if not self._ledger.claim_notification(job, NOTIFY_LEASE_SECONDS):
+            return  # sent already, or being sent by another copier
+        try:
+            self._publish_copied(job, outcome)
+        except BaseException:
+            self._ledger.release_notification(job)
+            raise
+        self._ledger.mark_notified(job)
+
+    def _publish_copied(self, job: CopyJob, outcome: CopyOutcome) -> None:
         self._notifier.publish(
             "result.copied",
             job.export_name,
@@ -306,7 +323,6 @@ class Copier:
                 "manifest": f"s3://{self._bucket}/{outcome.manifest_key}",
             },
         )
-        self._ledger.mark_notified(job)
 
     def _notify_schema(self, job: CopyJob, outcome: CopyOutcome, columns: list[str]) -> None:
         diff = outcome.schema_diff

@@ -6,6 +6,7 @@ message naming it. ``AWS_ENDPOINT_URL`` (read by boto3 itself) is the only switc
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -126,4 +127,7 @@ def topic_name(topic_arn: str) -> str:
 def is_loopback(host: str) -> bool:
     """True for loopback host names and addresses (127.0.0.0/8, ::1, localhost)."""
     host = host.strip("[]").lower()
-    return host in {"localhost", "::1"} or host.startswith("127.")
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name, not an address: only "localhost" (never "127.evil.example")
+        return host == "localhost"

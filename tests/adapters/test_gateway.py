@@ -167,3 +167,8 @@ def test_token_cache_renews_before_expiry() -> None:
     assert cache.get() == "t1"
     now[0] = 701.0  # within the 300 s margin of expiry
     assert cache.get() == "t2" and cache.fetches == 2
+
+
+def test_plain_http_to_a_name_starting_with_127_is_refused() -> None:
+    with pytest.raises(DownloadRefused):
+        DownloadGuard(["*.digitaloceanspaces.com"]).check("http://127.x.nyc3.digitaloceanspaces.com/a.json")

@@ -154,3 +154,36 @@ def test_refused_download_host_fails_for_good_once_and_writes_nothing(
         retried = lake.sync(retry_failed=True)
         assert retried.ok and len(retried.copied) == 10
         bootstrap.reset()
+
+
+def test_a_duplicate_job_of_a_copied_result_says_nothing(lake: Lake) -> None:
+    lake.sync()
+    sent = len(lake.notifications())
+    export_name, rid = lake.sync().copied[:1] or next(
+        (e["system_name"], r["id"]) for e in lake.sim.exports() for r in lake.sim.results(e["system_name"])
+    )
+    ref = bootstrap.ledger().get(export_name, rid)
+    assert ref is not None and ref.state == ResultState.COPIED
+    from exportlake.domain.models import CopyJob, ResultRef
+    from exportlake.domain.naming import parse_timestamp
+
+    job = CopyJob.for_result(ResultRef(parse_timestamp(ref.created_at), export_name, rid))
+    bootstrap.client("sqs").send_message(QueueUrl=lake.settings.queue_url, MessageBody=job.to_json())
+    from exportlake.local.runner import drain_queue
+
+    invocations, _, _ = drain_queue()
+    assert invocations == 1
+    assert len(lake.notifications()) == sent
+
+
+def test_a_lost_answer_to_mark_copied_still_notifies_once(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    original = DynamoLedger.mark_copied
+
+    def lost_answer(self: DynamoLedger, *args: Any, **kwargs: Any) -> bool:
+        original(self, *args, **kwargs)  # the write happened ...
+        return False  # ... but its answer was lost and the retried write found it done
+
+    monkeypatch.setattr(DynamoLedger, "mark_copied", lost_answer)
+    report = lake.sync()
+    assert report.ok
+    copied_once_each(lake)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import time
 from typing import Any
@@ -84,7 +85,7 @@ def _reject_constant(name: str) -> None:
 def _oracle(data: bytes) -> tuple[str, list[dict[str, Any]]] | None:
     """json.loads' view of the document (strict: no NaN/Infinity), or None if it is invalid or of the wrong shape."""
     try:
-        doc = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+        doc = json.loads(data.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float)
     except ValueError:
         return None
     if not isinstance(doc, dict) or len(doc) != 1:
@@ -95,6 +96,14 @@ def _oracle(data: bytes) -> tuple[str, list[dict[str, Any]]] | None:
     if not _unicode(doc):  # json.loads keeps lone surrogate escapes ("\ud800"); UTF-8 (Arrow, Parquet) cannot
         return None
     return key, records
+
+
+def _finite_float(text: str) -> float:
+    """A JSON number that overflows a double ("1e999") is Infinity by another name: refused, like Infinity."""
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number out of range: {text}")
+    return value
 
 
 def _unicode(value: Any) -> bool:

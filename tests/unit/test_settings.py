@@ -69,3 +69,10 @@ def test_names_from_url_and_arn() -> None:
     assert topic_name(GOOD["EXPORTLAKE_TOPIC_ARN"]) == "exportlake-events"
     assert is_loopback("127.0.0.9") and is_loopback("localhost") and is_loopback("[::1]")
     assert not is_loopback("10.0.0.1")
+
+
+def test_loopback_is_an_address_or_localhost_never_a_name_that_starts_with_127() -> None:
+    assert not is_loopback("127.evil.example")
+    assert not is_loopback("127.x.nyc3.digitaloceanspaces.com")
+    with pytest.raises(ConfigError, match="https"):
+        Settings.from_env({**GOOD, "EXPORTLAKE_GATEWAY_URL": "http://127.evil.example"})

@@ -22,6 +22,8 @@ from exportlake.domain.naming import validate_export_name, validate_result_id
 from exportlake.settings import is_loopback
 
 log = logging.getLogger(__name__)
+# urllib3 logs each retry with the request URL; for a download that is the pre-signed URL and its signature.
+logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
 TOKEN_PATH = "/api/1/oauth2/access_token"  # noqa: S105 - a path, not a password
 EXPORTS_PATH = "/api/1/data-exporter/automated"
@@ -235,11 +237,13 @@ class HttpGateway:
                 raise GatewayError(f"results of {name}: 'total' is missing or not a count")
             total = raw_total
             items = body["results"]
+            before = len(seen)
             for item in items:
                 ref = ResultRef.from_api(name, item)
                 seen[ref.result_id] = ref
-            # Stop on an empty page too: a total that over-counts must not loop forever.
-            if not items or len(seen) >= total:
+            # Stop on a page that brings nothing new too: a total that over-counts, or a server that ignores
+            # ``page``, must not loop 10,000 times.
+            if len(seen) == before or len(seen) >= total:
                 break
         if total is not None and len(seen) < total:
             # Results can appear while we page (newest first shifts pages); say so rather than hide it.

@@ -96,8 +96,8 @@ class DynamoLedger:
             if not _conditional_failed(exc):
                 raise
 
-    def mark_expired(self, ref: ResultRef) -> bool:
-        """Record that ``ref`` expired uncopied; True the first time only."""
+    def mark_expired(self, ref: ResultRef, *, stale_before: str = "") -> bool:
+        """Record that ``ref`` expired uncopied; True the first time only (also for a stale in-flight entry)."""
         item = {
             **self._key(ref.export_name, ref.result_id),
             "state": {"S": ResultState.EXPIRED.value},
@@ -105,11 +105,12 @@ class DynamoLedger:
             "expires_at": {"S": "" if ref.expires_at is None else ref.expires_at.isoformat()},
             "updated_at": {"S": _now()},
         }
-        return self._put(
-            item,
-            "attribute_not_exists(result_id) OR #s IN (:q, :f)",
-            {":q": {"S": ResultState.QUEUED.value}, ":f": {"S": ResultState.FAILED.value}},
-        )
+        condition = "attribute_not_exists(result_id) OR #s IN (:q, :f)"
+        values = {":q": {"S": ResultState.QUEUED.value}, ":f": {"S": ResultState.FAILED.value}}
+        if stale_before:
+            condition += " OR (#s = :c AND updated_at < :stale)"
+            values |= {":c": {"S": ResultState.COPYING.value}, ":stale": {"S": stale_before}}
+        return self._put(item, condition, values)
 
     def start_copy(self, job: CopyJob, lease_seconds: int) -> LedgerEntry | None:
         """Take the copy lease on a result; ``None`` if another copier holds it.
@@ -179,6 +180,42 @@ class DynamoLedger:
                 return False
             raise
         return True
+
+    def claim_notification(self, job: CopyJob, lease_seconds: int) -> bool:
+        """Take the right to send ``result.copied`` for a copied, not yet notified result; True if taken.
+
+        A short lease, not a flag: two copiers (a duplicate message) never both publish, and if the one holding
+        it dies before publishing, a retry after the lease may.
+        """
+        now = datetime.now(UTC)
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=self._key(job.export_name, job.result_id),
+                UpdateExpression="SET notify_until = :until",
+                ConditionExpression="#s = :copied AND (attribute_not_exists(notified) OR notified = :false) "
+                "AND (attribute_not_exists(notify_until) OR notify_until < :now)",
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues={
+                    ":copied": {"S": ResultState.COPIED.value},
+                    ":false": {"BOOL": False},
+                    ":until": {"S": (now + timedelta(seconds=lease_seconds)).isoformat(timespec="seconds")},
+                    ":now": {"S": now.isoformat(timespec="seconds")},
+                },
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def release_notification(self, job: CopyJob) -> None:
+        """Give the notification claim back (the publish failed), so the retry may send it at once."""
+        self._db.update_item(
+            TableName=self._table,
+            Key=self._key(job.export_name, job.result_id),
+            UpdateExpression="REMOVE notify_until",
+        )
 
     def mark_notified(self, job: CopyJob) -> None:
         """Record that ``result.copied`` went out."""
@@ -264,6 +301,6 @@ class DynamoLedger:
             table=s("table"),
             location=s("location"),
             notified=bool(item.get("notified", {}).get("BOOL", False)),
-            error=s("error"),
+            error=s("error") or s("last_error"),
             attempts=n("attempts"),
         )

@@ -6,7 +6,6 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from exportlake.domain.errors import ExportlakeError
 from exportlake.domain.limits import STALE_AFTER_SECONDS
 from exportlake.domain.models import CopyJob, Export, ResultRef, ResultState
 from exportlake.domain.ports import Gateway, JobQueue, Ledger, LedgerEntry, Metrics, Notifier
@@ -91,7 +90,7 @@ class Planner:
         for export in exports:
             try:
                 self._plan_one(export, now, report, retry_failed)
-            except ExportlakeError as exc:
+            except Exception as exc:  # AWS errors too: one export's failure must not stop the others
                 log.error("planning export %s failed: %s", export.system_name, exc)
                 report.errors.append(f"{export.system_name}: {exc}")
         self._metrics.add("ResultsEnqueued", len(report.enqueued), "Count")
@@ -104,7 +103,7 @@ class Planner:
         plan = plan_export(export, listed, self._ledger.entries(export.system_name), now, retry_failed=retry_failed)
         for ref in plan.expired:
             # The conditional write makes the report happen once, however many planners run.
-            if self._ledger.mark_expired(ref):
+            if self._ledger.mark_expired(ref, stale_before=stale_before(now)):
                 report.expired.append((ref.export_name, ref.result_id))
                 self._notifier.publish(
                     "result.expired",
