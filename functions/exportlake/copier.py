@@ -168,7 +168,7 @@ class Copier:
                 prefix = partition_prefix(table, job.export_name, job.ref.created_date, job.result_id)
             fields = [validate_column_name(f) for f in stream.fields]
             self._remove_stale_parts(prefix, keep=set(written))
-            columns, diff = self._reconcile_table(table, fields, has_rows=stream.records > 0)
+            columns, diff = self._reconcile_table(job, table, fields, has_rows=stream.records > 0)
             outcome = CopyOutcome(
                 export_name=job.export_name,
                 result_id=job.result_id,
@@ -191,8 +191,6 @@ class Copier:
                 self._remove_stale_parts(prefix, keep=set())
             raise
         self._register(outcome, partition_values(job.export_name, job.ref.created_date, job.result_id), columns)
-        if diff.changed:
-            self._notify_schema(job, outcome, columns)
         return outcome
 
     def _resume(self, job: CopyJob, manifest: dict[str, Any]) -> CopyOutcome:
@@ -220,22 +218,38 @@ class Copier:
         return outcome
 
     # -- steps ------------------------------------------------------------------------------------------------
-    def _reconcile_table(self, table: str, fields: list[str], *, has_rows: bool) -> tuple[list[str], SchemaDiff]:
-        """Make sure the table exists and holds every field of this result; report differences."""
+    def _reconcile_table(
+        self, job: CopyJob, table: str, fields: list[str], *, has_rows: bool
+    ) -> tuple[list[str], SchemaDiff]:
+        """Make sure the table exists and holds every field of this result; report differences.
+
+        ``schema.changed`` goes out before the table changes: a crash in between tells again on the retry
+        (which still sees the difference), whereas the other order could never tell at all.
+        """
         columns = self._catalog.columns(table)
         if columns is None:
             known = EXPORT_TYPES.get(table)
-            base = list(known.columns) if known else list(fields)
-            self._catalog.create_table(table, base, known.description if known else "")
-            columns = base
             if known is None:
                 # A type never seen before: its table comes from this result's fields.
-                return columns, SchemaDiff(added=tuple(fields))
+                diff = SchemaDiff(added=tuple(fields))
+                self._notify_schema(job, table, diff, list(fields))
+                self._catalog.create_table(table, fields)
+                # Read it back: another copier may have created it first, from other fields; add ours.
+                columns = self._catalog.columns(table) or list(fields)
+                extra = [f for f in fields if f not in columns]
+                if extra:
+                    columns = self._catalog.add_columns(table, extra)
+                return columns, diff
+            self._catalog.create_table(table, known.columns, known.description)
+            columns = self._catalog.columns(table) or list(known.columns)
         added = tuple(f for f in fields if f not in columns)
         missing = tuple(c for c in columns if c not in fields) if has_rows else ()
+        diff = SchemaDiff(added=added, missing=missing)
+        if diff.changed:
+            self._notify_schema(job, table, diff, [*columns, *added])
         if added:
             columns = self._catalog.add_columns(table, added)
-        return columns, SchemaDiff(added=added, missing=missing)
+        return columns, diff
 
     def _register(self, outcome: CopyOutcome, values: list[str], columns: list[str]) -> None:
         self._catalog.register_partition(outcome.table, values, outcome.location, columns)
@@ -324,16 +338,15 @@ class Copier:
             },
         )
 
-    def _notify_schema(self, job: CopyJob, outcome: CopyOutcome, columns: list[str]) -> None:
-        diff = outcome.schema_diff
+    def _notify_schema(self, job: CopyJob, table: str, diff: SchemaDiff, columns: list[str]) -> None:
         self._notifier.publish(
             "schema.changed",
             job.export_name,
-            f"exportlake: the fields of {job.export_name} differ from table {outcome.table}",
+            f"exportlake: the fields of {job.export_name} differ from table {table}",
             {
                 "export": job.export_name,
                 "result_id": job.result_id,
-                "athena_table": f"{self._catalog.database}.{outcome.table}",
+                "athena_table": f"{self._catalog.database}.{table}",
                 "added_fields": list(diff.added),
                 "missing_fields": list(diff.missing),
                 "table_columns": columns,

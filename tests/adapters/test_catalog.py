@@ -59,3 +59,32 @@ def test_unsafe_names_never_reach_glue(catalog: GlueCatalog) -> None:
         catalog.create_table("x; drop", ["a"])
     with pytest.raises(ValidationError):
         catalog.create_table("ok_table", ["bad-column"])
+
+
+def test_add_columns_retries_when_the_table_changed_meanwhile(catalog: GlueCatalog) -> None:
+    from typing import Any
+
+    from botocore.exceptions import ClientError
+
+    glue = boto3.client("glue")
+
+    class RacingGlue:
+        """Another copier adds a column between our read and our write, once."""
+
+        def __init__(self) -> None:
+            self.raced = False
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(glue, name)
+
+        def update_table(self, **kwargs: Any) -> Any:
+            if not self.raced:
+                self.raced = True
+                GlueCatalog(glue, catalog.database, "exportlake-local").add_columns("win_info", ["other_field"])
+                raise ClientError({"Error": {"Code": "ConcurrentModificationException"}}, "UpdateTable")
+            return glue.update_table(**kwargs)
+
+    racing = GlueCatalog(RacingGlue(), catalog.database, "exportlake-local")
+    merged = racing.add_columns("win_info", ["campaign_code"])
+    assert merged[-2:] == ["other_field", "campaign_code"]
+    assert catalog.columns("win_info")[-2:] == ["other_field", "campaign_code"]  # type: ignore[index]

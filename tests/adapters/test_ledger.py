@@ -93,3 +93,11 @@ def test_stale_in_flight_entry_is_claimed_again_once(ledger: DynamoLedger) -> No
     ledger.start_copy(JOB, 600)
     ledger.mark_copied(JOB, rows=1, size=1, table="win_info", location="s3://b/p/")
     assert ledger.claim_queued(REF, stale_before=later) is False  # copied is never claimed again
+
+
+def test_a_final_failure_never_overrides_a_live_lease(ledger: DynamoLedger) -> None:
+    ledger.claim_queued(REF)
+    ledger.start_copy(JOB, 600)  # another copier is on it
+    assert ledger.mark_failed(JOB, "TransientError: being copied by another copier") is False
+    ledger.end_attempt(JOB, "it failed")
+    assert ledger.mark_failed(JOB, "TransientError: boom (after 5 attempts)") is True

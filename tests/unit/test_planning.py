@@ -182,3 +182,19 @@ def test_a_stale_job_is_queued_again_once() -> None:
     planner.run(NOW)
     planner.run(NOW)
     assert [j.result_id for j in queue.sent] == ["aaa", "aaa"]
+
+
+def test_a_partial_send_keeps_the_claims_of_jobs_that_went_out() -> None:
+    from exportlake.domain.errors import EnqueueError
+
+    a, b = ref("aaa", 2), ref("bbb", 1)
+    planner, _, ledger, queue, _ = make([Export("1", "win-info", b)], {"win-info": [a, b]})
+
+    def half(jobs: Sequence[CopyJob]) -> None:
+        queue.sent.append(jobs[0])
+        raise EnqueueError("SQS refused 1 copy job", {jobs[0].result_id})
+
+    queue.send = half  # type: ignore[method-assign]
+    report = planner.run(NOW)
+    assert report.errors and "refused" in report.errors[0]
+    assert ledger.items == {("win-info", "aaa"): ResultState.QUEUED}  # sent: stays claimed; bbb: given back

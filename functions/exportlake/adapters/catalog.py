@@ -90,21 +90,35 @@ class GlueCatalog:
                 raise
 
     def add_columns(self, table: str, new_columns: Sequence[str]) -> list[str]:
-        """Append columns to a table (Parquet is read by name, so older partitions read them as NULL)."""
-        resp = self._glue.get_table(DatabaseName=self.database, Name=validate_table_name(table))
-        current = resp["Table"]
-        existing = [c["Name"] for c in current["StorageDescriptor"].get("Columns", [])]
-        merged = existing + [c for c in new_columns if c not in existing]
-        if merged == existing:
-            return existing
-        update = table_input(table, merged, self._bucket, current.get("Description", ""))
-        # Keep what the table already says about itself (e.g. parameters set by the CDK stack).
-        update["Parameters"] = {**current.get("Parameters", {}), **update["Parameters"]}
-        update["StorageDescriptor"]["Location"] = current["StorageDescriptor"].get(
-            "Location", update["StorageDescriptor"]["Location"]
-        )
-        self._glue.update_table(DatabaseName=self.database, TableInput=update)
-        return merged
+        """Append columns to a table (Parquet is read by name, so older partitions read them as NULL).
+
+        Optimistic: the update names the version it read, so two copiers adding different columns at once do
+        not overwrite each other; the loser reads again and retries.
+        """
+        for _ in range(5):
+            resp = self._glue.get_table(DatabaseName=self.database, Name=validate_table_name(table))
+            current = resp["Table"]
+            existing = [c["Name"] for c in current["StorageDescriptor"].get("Columns", [])]
+            merged = existing + [c for c in new_columns if c not in existing]
+            if merged == existing:
+                return existing
+            update = table_input(table, merged, self._bucket, current.get("Description", ""))
+            # Keep what the table already says about itself (e.g. parameters set by the CDK stack).
+            update["Parameters"] = {**current.get("Parameters", {}), **update["Parameters"]}
+            update["StorageDescriptor"]["Location"] = current["StorageDescriptor"].get(
+                "Location", update["StorageDescriptor"]["Location"]
+            )
+            kwargs: dict[str, Any] = {"DatabaseName": self.database, "TableInput": update}
+            if current.get("VersionId"):
+                kwargs["VersionId"] = current["VersionId"]
+            try:
+                self._glue.update_table(**kwargs)
+            except ClientError as exc:
+                if _code(exc) == "ConcurrentModificationException":
+                    continue
+                raise
+            return merged
+        raise ExportlakeError(f"table {table} kept changing while columns {list(new_columns)} were added")
 
     def partition_exists(self, table: str, values: Sequence[str]) -> bool:
         """True if the partition with ``values`` is registered."""

@@ -243,7 +243,9 @@ class DynamoLedger:
                 Key=self._key(job.export_name, job.result_id),
                 UpdateExpression="SET #s = :failed, #e = :err, updated_at = :now, created_at = :created "
                 "REMOVE lease_until",
-                ConditionExpression="attribute_not_exists(#s) OR NOT #s IN (:copied, :failed)",
+                # Not while another copier holds the lease: its copy may still succeed.
+                ConditionExpression="(attribute_not_exists(#s) OR NOT #s IN (:copied, :failed)) "
+                "AND (attribute_not_exists(lease_until) OR lease_until < :now)",
                 ExpressionAttributeNames={"#s": "state", "#e": "error"},
                 ExpressionAttributeValues={
                     ":failed": {"S": ResultState.FAILED.value},

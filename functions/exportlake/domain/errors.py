@@ -35,3 +35,11 @@ class DocumentError(ExportlakeError):
 
 class TransientError(ExportlakeError):
     """A failure worth retrying later (the message goes back to the queue)."""
+
+
+class EnqueueError(ExportlakeError):
+    """Some copy jobs could not be enqueued; ``sent`` holds the result ids that were."""
+
+    def __init__(self, message: str, sent: set[str]):
+        super().__init__(message)
+        self.sent = sent

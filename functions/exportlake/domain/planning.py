@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from exportlake.domain.errors import EnqueueError
 from exportlake.domain.limits import STALE_AFTER_SECONDS
 from exportlake.domain.models import CopyJob, Export, ResultRef, ResultState
 from exportlake.domain.ports import Gateway, JobQueue, Ledger, LedgerEntry, Metrics, Notifier
@@ -123,9 +124,12 @@ class Planner:
         if claimed:
             try:
                 self._queue.send([CopyJob.for_result(ref) for ref in claimed])
-            except Exception:
-                # Without its message a "queued" result would wait forever: give the claims back, then fail.
+            except Exception as exc:
+                # Without its message a "queued" result would wait until it goes stale: give back the claims of
+                # the jobs that did not go out (those that did stay claimed), then fail.
+                sent = exc.sent if isinstance(exc, EnqueueError) else set()
                 for ref in claimed:
-                    self._ledger.release_queued(ref)
+                    if ref.result_id not in sent:
+                        self._ledger.release_queued(ref)
                 raise
             report.enqueued.extend((r.export_name, r.result_id) for r in claimed)
