@@ -32,14 +32,14 @@ from exportlake.domain.naming import (
     validate_column_name,
     validate_table_name,
 )
-from exportlake.domain.ports import Gateway, Ledger, LedgerEntry, Metrics, Notifier
+from exportlake.domain.planning import publish_failed
+from exportlake.domain.ports import Gateway, Ledger, LedgerEntry, Metrics, Notifier, notify_once
 from exportlake.domain.schemas import EXPORT_TYPES
 
 log = logging.getLogger(__name__)
 
 LEASE_SECONDS = COPIER_TIMEOUT_SECONDS + 60  # outlives any attempt of the copier
 DOWNLOAD_ATTEMPTS = 3
-NOTIFY_LEASE_SECONDS = 300  # how long a copier that claimed result.copied may take to publish it
 ROW_GROUP_ROWS = 65_536
 MANIFEST_VERSION = 1
 
@@ -106,13 +106,15 @@ class Copier:
         """Record a final failure and tell people, once; True if this call did."""
         if not self._ledger.mark_failed(job, error):
             return False
-        self._notifier.publish(
-            "result.failed",
-            job.export_name,
-            f"exportlake: copying result {job.result_id} of {job.export_name} failed",
-            {"export": job.export_name, "result_id": job.result_id, "error": error[:1000]},
-        )
         self._metrics.add("ResultsFailed", 1, "Count")
+        # If this publish fails, the planner sends it on its next run (the ledger says "not notified").
+        notify_once(
+            self._ledger,
+            job.export_name,
+            job.result_id,
+            ResultState.FAILED,
+            lambda: publish_failed(self._notifier, job.export_name, job.result_id, error),
+        )
         return True
 
     # -- the copy ---------------------------------------------------------------------------------------------
@@ -312,14 +314,10 @@ class Copier:
 
     # -- notifications ----------------------------------------------------------------------------------------
     def _notify_copied(self, job: CopyJob, outcome: CopyOutcome) -> None:
-        if not self._ledger.claim_notification(job, NOTIFY_LEASE_SECONDS):
-            return  # sent already, or being sent by another copier
-        try:
-            self._publish_copied(job, outcome)
-        except BaseException:
-            self._ledger.release_notification(job)
-            raise
-        self._ledger.mark_notified(job)
+        # Sent already, or being sent by another copier: nothing to do.
+        notify_once(
+            self._ledger, job.export_name, job.result_id, ResultState.COPIED, lambda: self._publish_copied(job, outcome)
+        )
 
     def _publish_copied(self, job: CopyJob, outcome: CopyOutcome) -> None:
         self._notifier.publish(

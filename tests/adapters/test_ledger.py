@@ -59,7 +59,9 @@ def test_copied_is_reached_once_and_then_returned_as_is(ledger: DynamoLedger) ->
     assert ledger.mark_copied(JOB, rows=10, size=100, table="win_info", location="s3://b/p/") is False
     entry = ledger.start_copy(JOB, 600)
     assert entry is not None and entry.state == ResultState.COPIED and entry.rows == 10 and not entry.notified
-    ledger.mark_notified(JOB)
+    assert ledger.claim_notification("win-info", REF.result_id, 300) is True
+    assert ledger.claim_notification("win-info", REF.result_id, 300) is False  # claimed: nobody else sends it
+    ledger.mark_notified("win-info", REF.result_id)
     assert ledger.get("win-info", REF.result_id).notified  # type: ignore[union-attr]
     assert ledger.mark_failed(JOB, "late failure") is False
     assert ledger.mark_expired(REF) is False

@@ -65,13 +65,17 @@ class FakeLedger:
     def __init__(self) -> None:
         self.items: dict[tuple[str, str], ResultState] = {}
         self.stale: set[tuple[str, str]] = set()  # entries last updated long ago
+        self.notified: set[tuple[str, str]] = set()
+        self.claimed: set[tuple[str, str]] = set()
 
     def entries(self, export_name: str) -> dict[str, LedgerEntry]:
         def updated(key: tuple[str, str]) -> str:
             return "2000-01-01T00:00:00+00:00" if key in self.stale else NOW.isoformat()
 
         return {
-            r: LedgerEntry(e, r, s, updated_at=updated((e, r))) for (e, r), s in self.items.items() if e == export_name
+            r: LedgerEntry(e, r, s, updated_at=updated((e, r)), notified=(e, r) in self.notified)
+            for (e, r), s in self.items.items()
+            if e == export_name
         }
 
     def claim_queued(self, r: ResultRef, *, retry_failed: bool = False, stale_before: str = "") -> bool:
@@ -85,6 +89,20 @@ class FakeLedger:
 
     def release_queued(self, r: ResultRef) -> None:
         self.items.pop((r.export_name, r.result_id), None)
+
+    def claim_notification(self, e: str, r: str, lease: int, state: ResultState = ResultState.COPIED) -> bool:
+        key = (e, r)
+        if self.items.get(key) != state or key in self.notified or key in self.claimed:
+            return False
+        self.claimed.add(key)
+        return True
+
+    def release_notification(self, e: str, r: str) -> None:
+        self.claimed.discard((e, r))
+
+    def mark_notified(self, e: str, r: str) -> None:
+        self.claimed.discard((e, r))
+        self.notified.add((e, r))
 
     def mark_expired(self, r: ResultRef, *, stale_before: str = "") -> bool:
         key = (r.export_name, r.result_id)
@@ -198,3 +216,21 @@ def test_a_partial_send_keeps_the_claims_of_jobs_that_went_out() -> None:
     report = planner.run(NOW)
     assert report.errors and "refused" in report.errors[0]
     assert ledger.items == {("win-info", "aaa"): ResultState.QUEUED}  # sent: stays claimed; bbb: given back
+
+
+def test_a_failed_publish_of_an_expiry_is_sent_on_the_next_run() -> None:
+    old = ref("old", 40, expires_in_days=-10)
+    planner, _, ledger, _, notifier = make([Export("1", "win-info", old)], {"win-info": [old]})
+    real = notifier.publish
+
+    def down(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("sns down")
+
+    notifier.publish = down  # type: ignore[method-assign]
+    report = planner.run(NOW)
+    assert report.errors == ["win-info: sns down"]
+    assert ledger.items[("win-info", "old")] == ResultState.EXPIRED and not ledger.notified
+    notifier.publish = real  # type: ignore[method-assign]
+    planner.run(NOW)
+    planner.run(NOW)
+    assert [(m[0], m[2]["result_id"]) for m in notifier.messages] == [("result.expired", "old")]

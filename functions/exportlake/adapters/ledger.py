@@ -101,6 +101,7 @@ class DynamoLedger:
         item = {
             **self._key(ref.export_name, ref.result_id),
             "state": {"S": ResultState.EXPIRED.value},
+            "notified": {"BOOL": False},
             "created_at": {"S": ref.created_at.isoformat()},
             "expires_at": {"S": "" if ref.expires_at is None else ref.expires_at.isoformat()},
             "updated_at": {"S": _now()},
@@ -181,8 +182,10 @@ class DynamoLedger:
             raise
         return True
 
-    def claim_notification(self, job: CopyJob, lease_seconds: int) -> bool:
-        """Take the right to send ``result.copied`` for a copied, not yet notified result; True if taken.
+    def claim_notification(
+        self, export_name: str, result_id: str, lease_seconds: int, state: ResultState = ResultState.COPIED
+    ) -> bool:
+        """Take the right to send the notification of a result in ``state`` not yet notified; True if taken.
 
         A short lease, not a flag: two copiers (a duplicate message) never both publish, and if the one holding
         it dies before publishing, a retry after the lease may.
@@ -191,13 +194,13 @@ class DynamoLedger:
         try:
             self._db.update_item(
                 TableName=self._table,
-                Key=self._key(job.export_name, job.result_id),
+                Key=self._key(export_name, result_id),
                 UpdateExpression="SET notify_until = :until",
-                ConditionExpression="#s = :copied AND (attribute_not_exists(notified) OR notified = :false) "
+                ConditionExpression="#s = :state AND (attribute_not_exists(notified) OR notified = :false) "
                 "AND (attribute_not_exists(notify_until) OR notify_until < :now)",
                 ExpressionAttributeNames={"#s": "state"},
                 ExpressionAttributeValues={
-                    ":copied": {"S": ResultState.COPIED.value},
+                    ":state": {"S": state.value},
                     ":false": {"BOOL": False},
                     ":until": {"S": (now + timedelta(seconds=lease_seconds)).isoformat(timespec="seconds")},
                     ":now": {"S": now.isoformat(timespec="seconds")},
@@ -209,19 +212,19 @@ class DynamoLedger:
             raise
         return True
 
-    def release_notification(self, job: CopyJob) -> None:
+    def release_notification(self, export_name: str, result_id: str) -> None:
         """Give the notification claim back (the publish failed), so the retry may send it at once."""
         self._db.update_item(
             TableName=self._table,
-            Key=self._key(job.export_name, job.result_id),
+            Key=self._key(export_name, result_id),
             UpdateExpression="REMOVE notify_until",
         )
 
-    def mark_notified(self, job: CopyJob) -> None:
+    def mark_notified(self, export_name: str, result_id: str) -> None:
         """Record that ``result.copied`` went out."""
         self._db.update_item(
             TableName=self._table,
-            Key=self._key(job.export_name, job.result_id),
+            Key=self._key(export_name, result_id),
             UpdateExpression="SET notified = :true",
             ExpressionAttributeValues={":true": {"BOOL": True}},
         )
@@ -241,8 +244,8 @@ class DynamoLedger:
             self._db.update_item(
                 TableName=self._table,
                 Key=self._key(job.export_name, job.result_id),
-                UpdateExpression="SET #s = :failed, #e = :err, updated_at = :now, created_at = :created "
-                "REMOVE lease_until",
+                UpdateExpression="SET #s = :failed, #e = :err, updated_at = :now, created_at = :created, "
+                "notified = :false REMOVE lease_until, notify_until",
                 # Not while another copier holds the lease: its copy may still succeed.
                 ConditionExpression="(attribute_not_exists(#s) OR NOT #s IN (:copied, :failed)) "
                 "AND (attribute_not_exists(lease_until) OR lease_until < :now)",
@@ -253,6 +256,7 @@ class DynamoLedger:
                     ":err": {"S": error[:1000]},
                     ":now": {"S": _now()},
                     ":created": {"S": job.created_at.isoformat()},
+                    ":false": {"BOOL": False},
                 },
             )
         except ClientError as exc:
@@ -297,6 +301,7 @@ class DynamoLedger:
             result_id=s("result_id"),
             state=ResultState(s("state")),
             created_at=s("created_at"),
+            expires_at=s("expires_at"),
             updated_at=s("updated_at"),
             rows=n("rows"),
             bytes=n("bytes"),

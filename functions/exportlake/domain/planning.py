@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from exportlake.domain.errors import EnqueueError
 from exportlake.domain.limits import STALE_AFTER_SECONDS
 from exportlake.domain.models import CopyJob, Export, ResultRef, ResultState
-from exportlake.domain.ports import Gateway, JobQueue, Ledger, LedgerEntry, Metrics, Notifier
+from exportlake.domain.ports import Gateway, JobQueue, Ledger, LedgerEntry, Metrics, Notifier, notify_once
 
 log = logging.getLogger(__name__)
 
@@ -101,23 +101,20 @@ class Planner:
     def _plan_one(self, export: Export, now: datetime, report: PlanReport, retry_failed: bool) -> None:
         # An export that never ran has nothing to list; skip the round trip.
         listed = [] if export.last_run is None else self._gateway.list_results(export.system_name)
-        plan = plan_export(export, listed, self._ledger.entries(export.system_name), now, retry_failed=retry_failed)
+        known = self._ledger.entries(export.system_name)
+        plan = plan_export(export, listed, known, now, retry_failed=retry_failed)
+        stale = stale_before(now)
         for ref in plan.expired:
             # The conditional write makes the report happen once, however many planners run.
-            if self._ledger.mark_expired(ref, stale_before=stale_before(now)):
+            if self._ledger.mark_expired(ref, stale_before=stale):
                 report.expired.append((ref.export_name, ref.result_id))
-                self._notifier.publish(
-                    "result.expired",
-                    ref.export_name,
-                    f"exportlake: result {ref.result_id} of {ref.export_name} expired before it was copied",
-                    {
-                        "export": ref.export_name,
-                        "result_id": ref.result_id,
-                        "created_at": ref.created_at.isoformat(),
-                        "expires_at": None if ref.expires_at is None else ref.expires_at.isoformat(),
-                    },
-                )
-        stale = stale_before(now)
+                expires = "" if ref.expires_at is None else ref.expires_at.isoformat()
+                self._send(ref.export_name, ref.result_id, ResultState.EXPIRED, ref.created_at.isoformat(), expires)
+        # Notifications owed from earlier runs (their publish failed after the ledger write).
+        for entry in known.values():
+            if entry.state in (ResultState.EXPIRED, ResultState.FAILED) and not entry.notified:
+                detail = entry.expires_at if entry.state == ResultState.EXPIRED else entry.error
+                self._send(entry.export_name, entry.result_id, entry.state, entry.created_at, detail)
         claimed = [
             ref for ref in plan.to_copy if self._ledger.claim_queued(ref, retry_failed=retry_failed, stale_before=stale)
         ]
@@ -133,3 +130,42 @@ class Planner:
                         self._ledger.release_queued(ref)
                 raise
             report.enqueued.extend((r.export_name, r.result_id) for r in claimed)
+
+    def _send(self, export_name: str, result_id: str, state: ResultState, created_at: str, detail: str) -> None:
+        """Notify an expired (``detail``: expires_at) or failed (``detail``: the error) result, once."""
+        if state == ResultState.EXPIRED:
+            notify_once(
+                self._ledger,
+                export_name,
+                result_id,
+                state,
+                lambda: publish_expired(self._notifier, export_name, result_id, created_at, detail),
+            )
+        else:
+            notify_once(
+                self._ledger,
+                export_name,
+                result_id,
+                state,
+                lambda: publish_failed(self._notifier, export_name, result_id, detail),
+            )
+
+
+def publish_expired(notifier: Notifier, export_name: str, result_id: str, created_at: str, expires_at: str) -> None:
+    """``result.expired``: the result expired on the gateway before it could be copied."""
+    notifier.publish(
+        "result.expired",
+        export_name,
+        f"exportlake: result {result_id} of {export_name} expired before it was copied",
+        {"export": export_name, "result_id": result_id, "created_at": created_at, "expires_at": expires_at or None},
+    )
+
+
+def publish_failed(notifier: Notifier, export_name: str, result_id: str, error: str) -> None:
+    """``result.failed``: copying the result failed for good (retries exhausted, or an error no retry fixes)."""
+    notifier.publish(
+        "result.failed",
+        export_name,
+        f"exportlake: copying result {result_id} of {export_name} failed",
+        {"export": export_name, "result_id": result_id, "error": error[:1000]},
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -18,6 +18,7 @@ class LedgerEntry:
     result_id: str
     state: ResultState
     created_at: str = ""
+    expires_at: str = ""
     updated_at: str = ""
     rows: int = 0
     bytes: int = 0
@@ -57,11 +58,13 @@ class Ledger(Protocol):
 
     def mark_copied(self, job: CopyJob, *, rows: int, size: int, table: str, location: str) -> bool: ...
 
-    def claim_notification(self, job: CopyJob, lease_seconds: int) -> bool: ...
+    def claim_notification(
+        self, export_name: str, result_id: str, lease_seconds: int, state: ResultState = ResultState.COPIED
+    ) -> bool: ...
 
-    def release_notification(self, job: CopyJob) -> None: ...
+    def release_notification(self, export_name: str, result_id: str) -> None: ...
 
-    def mark_notified(self, job: CopyJob) -> None: ...
+    def mark_notified(self, export_name: str, result_id: str) -> None: ...
 
     def end_attempt(self, job: CopyJob, error: str) -> None: ...
 
@@ -103,3 +106,24 @@ def chunks_of(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
             batch = []
     if batch:
         yield batch
+
+
+#: How long a claim to send one notification lasts (a sender that dies lets a retry send it after this).
+NOTIFY_LEASE_SECONDS = 300
+
+
+def notify_once(ledger: Ledger, export_name: str, result_id: str, state: ResultState, send: Callable[[], None]) -> bool:
+    """Send a result's notification unless it was sent or is being sent; True if this call sent it.
+
+    Claim (a conditional lease in the ledger), send, then record it as sent; a failed send gives the claim back
+    so the next attempt sends it.
+    """
+    if not ledger.claim_notification(export_name, result_id, NOTIFY_LEASE_SECONDS, state):
+        return False
+    try:
+        send()
+    except BaseException:
+        ledger.release_notification(export_name, result_id)
+        raise
+    ledger.mark_notified(export_name, result_id)
+    return True
