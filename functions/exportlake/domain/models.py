@@ -149,4 +149,3 @@ class CopyOutcome:
     manifest_key: str
     parts: list[str] = field(default_factory=list)
     schema_diff: SchemaDiff = field(default_factory=SchemaDiff)
-    notified: bool = False

@@ -133,22 +133,14 @@ class Planner:
 
     def _send(self, export_name: str, result_id: str, state: ResultState, created_at: str, detail: str) -> None:
         """Notify an expired (``detail``: expires_at) or failed (``detail``: the error) result, once."""
-        if state == ResultState.EXPIRED:
-            notify_once(
-                self._ledger,
-                export_name,
-                result_id,
-                state,
-                lambda: publish_expired(self._notifier, export_name, result_id, created_at, detail),
-            )
-        else:
-            notify_once(
-                self._ledger,
-                export_name,
-                result_id,
-                state,
-                lambda: publish_failed(self._notifier, export_name, result_id, detail),
-            )
+
+        def send() -> None:
+            if state == ResultState.EXPIRED:
+                publish_expired(self._notifier, export_name, result_id, created_at, detail)
+            else:
+                publish_failed(self._notifier, export_name, result_id, detail)
+
+        notify_once(self._ledger, export_name, result_id, state, send)
 
 
 def publish_expired(notifier: Notifier, export_name: str, result_id: str, created_at: str, expires_at: str) -> None:
