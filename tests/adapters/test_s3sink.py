@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import os
+import time
+import tracemalloc
 
 import boto3
 import pyarrow as pa
@@ -125,3 +127,40 @@ def test_parquet_and_gzip_write_through_the_sink(s3):
     raw.close()
     sink.close()
     assert gzip.decompress(s3.get_object(Bucket=BUCKET, Key="raw.json.gz")["Body"].read()) == payload
+
+
+class _SlowS3:
+    """Just enough of S3 for the sink, with uploads slower than the writer: the sink's memory bound is reached."""
+
+    def __init__(self):
+        self.sizes: list[int] = []
+
+    def create_multipart_upload(self, **kw):
+        return {"UploadId": "u1"}
+
+    def upload_part(self, **kw):
+        time.sleep(0.02)
+        self.sizes.append(len(kw["Body"]))
+        return {"ETag": f'"{kw["PartNumber"]}"'}
+
+    def complete_multipart_upload(self, **kw):
+        assert [p["PartNumber"] for p in kw["MultipartUpload"]["Parts"]] == list(range(1, len(self.sizes) + 1))
+        return {"ETag": '"done-n"'}
+
+
+@pytest.mark.parametrize("max_in_flight", [1, 2])
+def test_memory_is_the_parts_in_flight_plus_the_one_being_filled(max_in_flight):
+    client, write = _SlowS3(), 1 << 20
+    data = os.urandom(write)
+    tracemalloc.start()
+    try:
+        with MultipartSink(client, BUCKET, "big.bin", part_size=MIN_PART_SIZE, max_in_flight=max_in_flight) as sink:
+            for _ in range(10 * MIN_PART_SIZE // write + 1):
+                sink.write(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert client.sizes == [MIN_PART_SIZE] * 10 + [write] and sink.size == 10 * MIN_PART_SIZE + write
+    # The cut of a part waits for an upload slot: never max_in_flight parts uploading *and* a new copy besides the
+    # fill buffer. Allowance: one write beyond a part in the fill buffer, and 1 MiB for everything else.
+    assert peak <= (max_in_flight + 1) * MIN_PART_SIZE + write + (1 << 20)

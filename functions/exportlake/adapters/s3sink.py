@@ -19,7 +19,8 @@ class MultipartSink(io.BufferedIOBase):
     """Write-only binary file whose bytes become ``s3://bucket/key`` when it is closed, never before.
 
     Bytes are cut into ``part_size`` parts uploaded by a small thread pool; at most ``max_in_flight`` parts are
-    held in memory besides the one being filled. An object smaller than one part is sent by a single
+    held in memory besides the one being filled: a writer that outruns the uploads waits for one to finish before
+    the next part is cut. An object smaller than one part is sent by a single
     ``put_object`` at close. ``close()`` completes the upload and sets ``etag`` and ``size``; ``abort()`` (also
     run when a ``with`` block exits by an exception) discards it. Both are idempotent, and a sink that is
     garbage-collected unclosed is aborted, never completed.
@@ -84,6 +85,7 @@ class MultipartSink(io.BufferedIOBase):
             self._buf += view
         self._written += n
         while len(self._buf) >= self._part_size:
+            self._wait_for_slot()
             with memoryview(self._buf) as whole:  # one copy of the part, not a slice and then a copy of it
                 chunk = bytes(whole[: self._part_size])
             del self._buf[: self._part_size]
@@ -102,6 +104,7 @@ class MultipartSink(io.BufferedIOBase):
                 resp = self._s3.put_object(Bucket=self.bucket, Key=self.key, Body=bytes(self._buf), **self._extra)
             else:
                 if self._buf:
+                    self._wait_for_slot()
                     self._submit(bytes(self._buf))
                 while self._inflight:
                     self._parts.append(self._inflight.popleft().result())
@@ -160,9 +163,7 @@ class MultipartSink(io.BufferedIOBase):
             resp = self._s3.create_multipart_upload(Bucket=self.bucket, Key=self.key, **self._extra)
             self._upload_id = resp["UploadId"]
             self._pool = ThreadPoolExecutor(max_workers=self._max_in_flight, thread_name_prefix="s3part")
-        # Bounded memory: wait for the oldest part before holding another (this also surfaces upload errors).
-        while len(self._inflight) >= self._max_in_flight:
-            self._parts.append(self._inflight.popleft().result())
+        self._wait_for_slot()
         number = len(self._parts) + len(self._inflight) + 1
         if number > _MAX_PARTS:
             raise ValueError(f"{self.key}: more than {_MAX_PARTS} parts; use a larger part_size")
@@ -170,6 +171,12 @@ class MultipartSink(io.BufferedIOBase):
         if pool is None:  # aborted meanwhile
             raise ValueError("write to an aborted MultipartSink")
         self._inflight.append(pool.submit(self._upload, number, chunk))
+
+    def _wait_for_slot(self) -> None:
+        # Bounded memory: wait for the oldest part to be sent (this also surfaces its error) before copying the next
+        # one out of the fill buffer, so at most ``max_in_flight`` parts plus the one being filled are held at once.
+        while len(self._inflight) >= self._max_in_flight:
+            self._parts.append(self._inflight.popleft().result())
 
     def _upload(self, number: int, chunk: bytes) -> dict[str, Any]:
         resp = self._s3.upload_part(
