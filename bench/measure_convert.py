@@ -12,6 +12,7 @@ import string
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 
 from exportlake.adapters.jsonrecords import RecordStream
 from exportlake.adapters.parquetsink import write_parquet
@@ -50,7 +51,7 @@ def generate(path: str, n: int, shape: str) -> None:
         f.write("]}")
 
 
-def _chunks(path: str, size: int = 1 << 20):
+def _chunks(path: str, size: int = 1 << 20) -> Iterator[bytes]:
     with open(path, "rb") as f:
         while chunk := f.read(size):
             yield chunk
