@@ -382,6 +382,7 @@ def run_exportlake(
     manifest = json.loads(s3.get_object(Bucket=bucket, Key=result["manifest_key"])["Body"].read())
     run = Run("exportlake", shape, n, path.stat().st_size, wall, result["work_s"], rss, int(manifest["rows"]))
     run.extra = {
+        "start_s": result["start_s"],
         "parts": len(manifest["parts"]),
         "parquet_bytes": sum(p["bytes"] for p in manifest["parts"]),
         "raw_gzip_bytes": manifest["raw"]["gzip_bytes"],
@@ -699,8 +700,8 @@ def print_report(
         table.caption = " · ".join(caption)
         console.print(table)
     console.print(
-        "[dim]wall s = the whole child process (interpreter start and imports included); copy s = the copy call "
-        "measured inside the child; records/s and MB/s use wall s.[/dim]"
+        "[dim]wall s = the whole child process (interpreter start, imports and building the copier included); "
+        "copy s = the copy call alone, measured inside the child; records/s and MB/s use wall s.[/dim]"
     )
     if package is not None:
         top = ", ".join(f"{p['name']} {p['mb']:.1f}" for p in package["top"])
