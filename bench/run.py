@@ -4,8 +4,8 @@ Every measured run is a child process; the parent takes its wall time and its ow
 moto server runs in a process of its own (its memory is not counted) and the export files are served from a
 threaded HTTP server in this process, which also answers the two gateway calls the copier makes.
 
-    python -m bench.run [--sizes 100k,1M,5M] [--shapes win_info,gamification_prize_user_id] [--repeat N]
-                        [--skip-dlt-above N] [--quick] [--skip-package]
+    python -m bench.run [--sizes 100k,1M,5M] [--shapes win_info,gamification_prize_user_id]
+                        [--repeat 3] [--dlt-repeat 1] [--skip-dlt-above N] [--quick] [--skip-package]
 
 Nothing here asserts anything: it measures, prints, and writes ``.bench/results.json``.
 """
@@ -82,7 +82,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     p.add_argument("--sizes", default=None, help="record counts, e.g. 100k,1M,5M (the default)")
     p.add_argument("--shapes", default=None, help=f"document keys, default {','.join(SHAPES)}")
-    p.add_argument("--repeat", type=int, default=1, help="runs of each tool per file (medians are reported)")
+    p.add_argument(
+        "--repeat", type=int, default=3, help="runs of exportlake and the floor per file (medians are reported)"
+    )
+    p.add_argument(
+        "--dlt-repeat",
+        type=int,
+        default=1,
+        help="runs of dlt per file, at most --repeat (default 1: ~3 min per 5M file)",
+    )
     p.add_argument("--skip-dlt-above", type=parse_limit, default=None, help="no dlt run for files above N records")
     p.add_argument("--quick", action="store_true", help="sizes 100k,1M and the win_info shape only")
     p.add_argument("--skip-package", action="store_true", help="do not build the Lambda package to size it")
@@ -97,8 +105,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     for shape in args.shapes:
         if shape not in SHAPES:
             p.error(f"unknown shape {shape!r} (choose from {', '.join(SHAPES)})")
-    if args.repeat < 1:
-        p.error("--repeat must be >= 1")
+    if args.repeat < 1 or args.dlt_repeat < 0:
+        p.error("--repeat must be >= 1 and --dlt-repeat >= 0")
     return args
 
 
@@ -731,7 +739,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.taskset:
         _cpu_prefix[:] = ["taskset", "-c", args.taskset]
     print(f"exportlake bench: sizes {', '.join(map(label, args.sizes))}; shapes {', '.join(args.shapes)}; "
-          f"repeat {args.repeat}" + (f"; children pinned to CPUs {args.taskset}" if args.taskset else ""))  # fmt: skip
+          f"repeat {args.repeat} (dlt {min(args.dlt_repeat, args.repeat)})"
+          + (f"; children pinned to CPUs {args.taskset}" if args.taskset else ""))  # fmt: skip
     package_dir = Path(tempfile.mkdtemp(prefix="bench-package-"))
     build = None if args.skip_package else start_package_build(package_dir)
     files = {(shape, n): export_file(shape, n) for shape in args.shapes for n in args.sizes}
@@ -756,7 +765,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     r = run_exportlake(path, shape, n, server, env, clients)
                     runs.append(r)
                     print(f"{tag} exportlake {r.wall_s:.2f}s {r.peak_rss_mb:.0f}MB rows={r.verified_rows}", flush=True)
-                    if args.skip_dlt_above is None or n <= args.skip_dlt_above:
+                    if i < args.dlt_repeat and (args.skip_dlt_above is None or n <= args.skip_dlt_above):
                         warm(path)
                         r = run_dlt(path, shape, n, server)
                         runs.append(r)
@@ -781,6 +790,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "sizes": args.sizes,
             "shapes": args.shapes,
             "repeat": args.repeat,
+            "dlt_repeat": args.dlt_repeat,
             "seed": SEED,
             "taskset": args.taskset,
         },
