@@ -19,7 +19,7 @@ if sys.argv[1] == "one":
 barrier = threading.Barrier(4)
 def work():
     barrier.wait()  # all four allocate at once: glibc would give each its own arena
-    blocks = [bytearray(200_000) for _ in range(20)]
+    blocks = [bytearray(20_000) for _ in range(200)]  # below the mmap threshold: from an arena
     barrier.wait()
 threads = [threading.Thread(target=work) for _ in range(4)]
 for t in threads: t.start()
