@@ -163,7 +163,7 @@ class MultipartSink(io.BufferedIOBase):
             resp = self._s3.create_multipart_upload(Bucket=self.bucket, Key=self.key, **self._extra)
             self._upload_id = resp["UploadId"]
             self._pool = ThreadPoolExecutor(max_workers=self._max_in_flight, thread_name_prefix="s3part")
-        self._wait_for_slot()
+        # The caller has waited for a slot (``_wait_for_slot``) before cutting ``chunk``.
         number = len(self._parts) + len(self._inflight) + 1
         if number > _MAX_PARTS:
             raise ValueError(f"{self.key}: more than {_MAX_PARTS} parts; use a larger part_size")
