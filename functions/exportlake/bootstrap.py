@@ -13,16 +13,18 @@ from botocore.config import Config
 
 from exportlake.adapters.catalog import GlueCatalog
 from exportlake.adapters.gateway import HttpGateway
+from exportlake.adapters.lakestore import S3LakeStore
 from exportlake.adapters.ledger import DynamoLedger
 from exportlake.adapters.notifier import SnsNotifier
 from exportlake.adapters.queue import SqsJobQueue
 from exportlake.adapters.secrets import SecretCredentials
+from exportlake.domain.errors import ConfigError
 from exportlake.domain.planning import Planner
 from exportlake.domain.ports import Metrics
 from exportlake.settings import Settings
 
 if TYPE_CHECKING:
-    from exportlake.copier import Copier
+    from exportlake.domain.copying import CopyService
 
 _BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=8)
 
@@ -65,17 +67,53 @@ def notifier() -> SnsNotifier:
     return SnsNotifier(client("sns"), settings().topic_arn)
 
 
-def planner(metrics: Metrics) -> Planner:
+@functools.cache
+def lake_store() -> S3LakeStore:
+    """The lake bucket."""
+    return S3LakeStore(client("s3"), settings().bucket)
+
+
+def build_planner(metrics: Metrics) -> Planner:
     """The planner service."""
-    return Planner(gateway(), ledger(), SqsJobQueue(client("sqs"), settings().queue_url), notifier(), metrics)
+    return Planner(gateway(), ledger(), job_queue(), notifier(), metrics)
 
 
-def copier(metrics: Metrics) -> Copier:
-    """The copier service (imported here so the planner never loads pyarrow: a faster cold start)."""
-    from exportlake.copier import Copier
+def dead_letter_url() -> str:
+    """The copy-jobs DLQ: ``EXPORTLAKE_DLQ_URL`` (set by the stack), else ``<queue>-dlq`` as provisioned locally."""
+    url = os.environ.get("EXPORTLAKE_DLQ_URL", "").strip()
+    return url or settings().queue_url + "-dlq"
+
+
+@functools.cache
+def job_queue() -> SqsJobQueue:
+    """The copy-jobs queue (and its DLQ)."""
+    return SqsJobQueue(client("sqs"), settings().queue_url, dead_letter_url())
+
+
+def build_copy_service(metrics: Metrics) -> CopyService:
+    """The copy service (its stream adapter imported here so the planner never loads pyarrow: a faster start)."""
+    from exportlake.adapters.stream import StreamConverter
+    from exportlake.domain.copying import LEASE_SECONDS, CopyService
 
     _lean_allocators()
-    return Copier(gateway(), ledger(), catalog(), client("s3"), settings().bucket, notifier(), metrics)
+    lease = _lease_seconds(os.environ.get("EXPORTLAKE_LEASE_SECONDS", ""), LEASE_SECONDS)
+    store = lake_store()
+    return CopyService(
+        gateway(), ledger(), catalog(), store, StreamConverter(store), notifier(), metrics, lease_seconds=lease
+    )
+
+
+def _lease_seconds(value: str, default: float) -> float:
+    """The copy lease length: ``EXPORTLAKE_LEASE_SECONDS`` (optional, 3-900 s), else ``default``."""
+    if not value.strip():
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 3 <= seconds <= 900:
+        raise ConfigError(f"EXPORTLAKE_LEASE_SECONDS={value!r} is not a number of seconds from 3 to 900")
+    return seconds
 
 
 @functools.cache
@@ -107,5 +145,5 @@ def one_malloc_arena() -> bool:
 
 def reset() -> None:
     """Forget everything built (tests and the local runner switch environments)."""
-    for cached in (settings, client, gateway, ledger, catalog, notifier):
+    for cached in (settings, client, gateway, ledger, catalog, notifier, lake_store, job_queue):
         cached.cache_clear()

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from exportlake.domain.errors import GatewayError
+import pytest
+
+from exportlake.domain.errors import AuthError, ValidationError
 from exportlake.domain.models import CopyJob, Export, ResultRef, ResultState
 from exportlake.domain.planning import Planner, plan_export
 from exportlake.domain.ports import LedgerEntry, NullMetrics
+from tests.fakes import FakeGateway, FakeNotifier, FakeQueue, InMemoryLedger
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -46,102 +49,25 @@ def test_failed_results_only_with_retry_failed() -> None:
     assert plan_export(Export("1", "win-info", a), [a], known, NOW, retry_failed=True).to_copy == (a,)
 
 
-class FakeGateway:
-    def __init__(self, exports: list[Export], results: dict[str, list[ResultRef]], broken: set[str] = frozenset()):  # type: ignore[assignment]
-        self.exports, self.results, self.broken = exports, results, broken
-        self.listed: list[str] = []
-
-    def list_exports(self) -> list[Export]:
-        return self.exports
-
-    def list_results(self, export_name: str) -> list[ResultRef]:
-        self.listed.append(export_name)
-        if export_name in self.broken:
-            raise GatewayError("boom")
-        return self.results.get(export_name, [])
+def make(
+    exports: list[Export], results: dict[str, list[ResultRef]], **kw: Any
+) -> tuple[Planner, FakeGateway, InMemoryLedger, FakeQueue, FakeNotifier]:
+    gw = FakeGateway(exports=exports, results=results, **kw)
+    ledger, queue, notifier = InMemoryLedger(clock=lambda: NOW), FakeQueue(), FakeNotifier()
+    return Planner(gw, ledger, queue, notifier, NullMetrics()), gw, ledger, queue, notifier
 
 
-class FakeLedger:
-    def __init__(self) -> None:
-        self.items: dict[tuple[str, str], ResultState] = {}
-        self.stale: set[tuple[str, str]] = set()  # entries last updated long ago
-        self.notified: set[tuple[str, str]] = set()
-        self.claimed: set[tuple[str, str]] = set()
-
-    def entries(self, export_name: str) -> dict[str, LedgerEntry]:
-        def updated(key: tuple[str, str]) -> str:
-            return "2000-01-01T00:00:00+00:00" if key in self.stale else NOW.isoformat()
-
-        return {
-            r: LedgerEntry(e, r, s, updated_at=updated((e, r)), notified=(e, r) in self.notified)
-            for (e, r), s in self.items.items()
-            if e == export_name
-        }
-
-    def claim_queued(self, r: ResultRef, *, retry_failed: bool = False, stale_before: str = "") -> bool:
-        key = (r.export_name, r.result_id)
-        stale = key in self.stale and self.items.get(key) in (ResultState.QUEUED, ResultState.COPYING)
-        if key in self.items and not (retry_failed and self.items[key] == ResultState.FAILED) and not stale:
-            return False
-        self.stale.discard(key)
-        self.items[key] = ResultState.QUEUED
-        return True
-
-    def release_queued(self, r: ResultRef) -> None:
-        self.items.pop((r.export_name, r.result_id), None)
-
-    def claim_notification(self, e: str, r: str, lease: int, state: ResultState = ResultState.COPIED) -> bool:
-        key = (e, r)
-        if self.items.get(key) != state or key in self.notified or key in self.claimed:
-            return False
-        self.claimed.add(key)
-        return True
-
-    def release_notification(self, e: str, r: str) -> None:
-        self.claimed.discard((e, r))
-
-    def mark_notified(self, e: str, r: str) -> None:
-        self.claimed.discard((e, r))
-        self.notified.add((e, r))
-
-    def mark_expired(self, r: ResultRef, *, stale_before: str = "") -> bool:
-        key = (r.export_name, r.result_id)
-        if self.items.get(key) in (ResultState.EXPIRED, ResultState.COPIED):
-            return False
-        self.items[key] = ResultState.EXPIRED
-        return True
-
-
-class FakeQueue:
-    def __init__(self, fail: bool = False) -> None:
-        self.sent: list[CopyJob] = []
-        self.fail = fail
-
-    def send(self, jobs: Sequence[CopyJob]) -> None:
-        if self.fail:
-            raise RuntimeError("sqs down")
-        self.sent.extend(jobs)
-
-
-class FakeNotifier:
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, str, dict[str, Any]]] = []
-
-    def publish(self, event_type: str, export_name: str, subject: str, payload: Mapping[str, Any]) -> None:
-        self.messages.append((event_type, export_name, dict(payload)))
-
-
-def make(exports: list[Export], results: dict[str, list[ResultRef]], **kw: Any) -> tuple[Planner, Any, Any, Any, Any]:
-    gw, ledger, queue, notifier = FakeGateway(exports, results, **kw), FakeLedger(), FakeQueue(), FakeNotifier()
-    return Planner(gw, ledger, queue, notifier, NullMetrics()), gw, ledger, queue, notifier  # type: ignore[arg-type]
+def states(ledger: InMemoryLedger) -> dict[tuple[str, str], ResultState]:
+    return {k: e.state for k, e in ledger.items.items()}
 
 
 def test_planner_enqueues_once_and_second_run_enqueues_nothing() -> None:
     a, b = ref("aaa", 2), ref("bbb", 1)
-    planner, _, _, queue, notifier = make([Export("1", "win-info", b)], {"win-info": [a, b]})
+    planner, _, ledger, queue, notifier = make([Export("1", "win-info", b)], {"win-info": [a, b]})
     first = planner.run(NOW)
     assert [j.result_id for j in queue.sent] == ["aaa", "bbb"]
     assert first.enqueued == [("win-info", "aaa"), ("win-info", "bbb")]
+    assert all(e.enqueued for e in ledger.items.values())  # the send is recorded
     second = planner.run(NOW)
     assert second.enqueued == [] and len(queue.sent) == 2 and notifier.messages == []
 
@@ -181,25 +107,46 @@ def test_failed_send_gives_claims_back() -> None:
     assert [j.result_id for j in queue.sent] == ["aaa"]
 
 
-def test_in_flight_results_are_left_alone_until_stale() -> None:
+def test_in_flight_results_are_left_alone_until_lost() -> None:
     a = ref("aaa", 3)
-    fresh = {"aaa": LedgerEntry("win-info", "aaa", ResultState.COPYING, updated_at=NOW.isoformat())}
-    assert plan_export(Export("1", "win-info", a), [a], fresh, NOW).to_copy == ()
-    old = {"aaa": LedgerEntry("win-info", "aaa", ResultState.QUEUED, updated_at="2026-11-20T00:00:00+00:00")}
-    assert plan_export(Export("1", "win-info", a), [a], old, NOW).to_copy == (a,)
+    now = NOW.isoformat()
+    live = LedgerEntry("win-info", "aaa", ResultState.COPYING, updated_at=now, lease_until="2026-11-26T12:00:20+00:00")
+    assert plan_export(Export("1", "win-info", a), [a], {"aaa": live}, NOW).to_copy == ()
+    lapsed = LedgerEntry(
+        "win-info", "aaa", ResultState.COPYING, updated_at=now, lease_until="2026-11-26T11:59:50+00:00"
+    )
+    assert plan_export(Export("1", "win-info", a), [a], {"aaa": lapsed}, NOW).to_copy == (a,)  # its copier died
+    sent = LedgerEntry("win-info", "aaa", ResultState.QUEUED, updated_at="2026-11-26T11:00:00+00:00", enqueued=True)
+    assert plan_export(Export("1", "win-info", a), [a], {"aaa": sent}, NOW).to_copy == ()  # waiting in the queue
+    unsent = LedgerEntry("win-info", "aaa", ResultState.QUEUED, updated_at="2026-11-26T11:57:00+00:00")
+    assert plan_export(Export("1", "win-info", a), [a], {"aaa": unsent}, NOW).to_copy == (a,)  # never went out
+    old = LedgerEntry("win-info", "aaa", ResultState.QUEUED, updated_at="2026-11-25T00:00:00+00:00", enqueued=True)
+    assert plan_export(Export("1", "win-info", a), [a], {"aaa": old}, NOW).to_copy == (a,)  # its job was lost
 
 
-def test_a_stale_job_is_queued_again_once() -> None:
+def test_a_job_the_planner_claimed_but_never_sent_is_sent_within_minutes() -> None:
+    a = ref("aaa", 3)
+    clock = {"now": NOW}
+    planner, _, ledger, queue, _ = make([Export("1", "win-info", a)], {"win-info": [a]})
+    ledger.clock = lambda: clock["now"]
+    assert ledger.claim_queued(a)  # a planner killed between its claim and SendMessage
+    planner.run(clock["now"])
+    assert queue.sent == []  # a moment ago: maybe still sending
+    clock["now"] = NOW + timedelta(minutes=3)
+    planner.run(clock["now"])
+    planner.run(clock["now"])
+    assert [j.result_id for j in queue.sent] == ["aaa"]
+
+
+def test_a_copied_result_that_was_never_announced_gets_a_job() -> None:
     a = ref("aaa", 3)
     planner, _, ledger, queue, _ = make([Export("1", "win-info", a)], {"win-info": [a]})
+    ledger.items[("win-info", "aaa")] = LedgerEntry(
+        "win-info", "aaa", ResultState.COPIED, updated_at="2026-11-26T11:00:00+00:00"
+    )
     planner.run(NOW)
-    assert len(queue.sent) == 1
-    planner.run(NOW)
-    assert len(queue.sent) == 1  # in flight and fresh: left alone
-    ledger.stale.add(("win-info", "aaa"))  # its job was lost a day ago
-    planner.run(NOW)
-    planner.run(NOW)
-    assert [j.result_id for j in queue.sent] == ["aaa", "aaa"]
+    assert [j.result_id for j in queue.sent] == ["aaa"]
+    assert states(ledger) == {("win-info", "aaa"): ResultState.COPIED}  # nothing is copied again
 
 
 def test_a_partial_send_keeps_the_claims_of_jobs_that_went_out() -> None:
@@ -215,22 +162,84 @@ def test_a_partial_send_keeps_the_claims_of_jobs_that_went_out() -> None:
     queue.send = half  # type: ignore[method-assign]
     report = planner.run(NOW)
     assert report.errors and "refused" in report.errors[0]
-    assert ledger.items == {("win-info", "aaa"): ResultState.QUEUED}  # sent: stays claimed; bbb: given back
+    assert states(ledger) == {("win-info", "aaa"): ResultState.QUEUED}  # sent: stays claimed; bbb: given back
+    assert ledger.items[("win-info", "aaa")].enqueued
 
 
 def test_a_failed_publish_of_an_expiry_is_sent_on_the_next_run() -> None:
     old = ref("old", 40, expires_in_days=-10)
     planner, _, ledger, _, notifier = make([Export("1", "win-info", old)], {"win-info": [old]})
-    real = notifier.publish
-
-    def down(*args: Any, **kwargs: Any) -> None:
-        raise RuntimeError("sns down")
-
-    notifier.publish = down  # type: ignore[method-assign]
+    notifier.fail = 1
     report = planner.run(NOW)
     assert report.errors == ["win-info: sns down"]
-    assert ledger.items[("win-info", "old")] == ResultState.EXPIRED and not ledger.notified
-    notifier.publish = real  # type: ignore[method-assign]
+    assert states(ledger) == {("win-info", "old"): ResultState.EXPIRED}
+    assert not ledger.items[("win-info", "old")].notified
     planner.run(NOW)
     planner.run(NOW)
     assert [(m[0], m[2]["result_id"]) for m in notifier.messages] == [("result.expired", "old")]
+
+
+def test_a_bad_export_or_result_is_reported_once_and_the_healthy_ones_are_planned() -> None:
+    good = ref("ggg", 1, name="all-coupons")
+    other = ref("ooo", 1)
+    planner, _, _, queue, notifier = make(
+        [Export("3", "all-coupons", good), Export("2", "win-info", other)],
+        {"all-coupons": [good], "win-info": [other]},
+        invalid_exports=[('{"system_name": "../etc"}', ValidationError("export name '../etc' is not valid"))],
+        invalid_results={"win-info": [('{"id": "x/y"}', ValidationError("result id 'x/y' is not valid"))]},
+    )
+    report = planner.run(NOW)
+    planner.run(NOW)
+    assert sorted(j.result_id for j in queue.sent) == ["ggg", "ooo"]
+    assert [w for w, _, _ in report.invalid] == ["export", "result"]
+    assert [t for t, _, _ in notifier.messages] == ["export.invalid", "result.invalid"]  # once per item, ever
+    assert notifier.of("result.invalid")[0]["export"] == "win-info"
+
+
+def test_an_export_whose_last_run_is_bad_still_gets_its_listed_results() -> None:
+    good = ref("ggg", 1)
+    export = Export("2", "win-info", None, last_run_error="created_at 'yesterday' is not an ISO 8601 timestamp")
+    planner, gw, _, queue, notifier = make([export], {"win-info": [good]})
+    planner.run(NOW)
+    assert gw.listed == ["win-info"] and [j.result_id for j in queue.sent] == ["ggg"]
+    assert [t for t, _, _ in notifier.messages] == ["result.invalid"]
+
+
+def test_a_failing_run_is_told_once_per_cause_and_again_after_recovery() -> None:
+    planner, gw, _, _, notifier = make([], {})
+
+    def down(on_invalid: Any = None) -> list[Export]:
+        raise AuthError("the gateway refused the client credentials (HTTP 401)")
+
+    real = gw.list_exports
+    gw.list_exports = down  # type: ignore[method-assign]
+    for _ in range(3):
+        with pytest.raises(AuthError):
+            planner.run(NOW)
+    assert [p["cause"] for p in notifier.of("sync.failed")] == ["credentials"]
+    gw.list_exports = real  # type: ignore[method-assign]
+    planner.run(NOW)  # recovered: the next failure is news again
+    gw.list_exports = down  # type: ignore[method-assign]
+    with pytest.raises(AuthError):
+        planner.run(NOW)
+    assert len(notifier.of("sync.failed")) == 2
+
+
+def test_a_run_short_of_time_defers_exports_and_the_next_run_starts_with_them() -> None:
+    refs = {f"e{i}": [ref(f"r{i}", 1, name=f"e{i}")] for i in range(5)}
+    exports = [Export(str(i), f"e{i}", refs[f"e{i}"][0]) for i in range(5)]
+    planner, _, _, queue, _ = make(exports, refs)
+    budget = iter([100, 100, 10, 10, 10])
+    first = planner.run(NOW, remaining=lambda: next(budget))
+    assert [j.export_name for j in queue.sent] == ["e0", "e1"] and first.deferred == ["e2", "e3", "e4"]
+    planner.run(NOW, remaining=lambda: 100)
+    planner.run(NOW, remaining=lambda: 100)
+    assert sorted(j.export_name for j in queue.sent) == ["e0", "e1", "e2", "e3", "e4"]  # each once
+
+
+def test_retrying_failed_results_clears_their_dead_letters() -> None:
+    a = ref("aaa", 1)
+    planner, _, ledger, queue, _ = make([Export("1", "win-info", a)], {"win-info": [a]})
+    ledger.items[("win-info", "aaa")] = LedgerEntry("win-info", "aaa", ResultState.FAILED, notified=True)
+    planner.run(NOW, retry_failed=True)
+    assert [j.result_id for j in queue.sent] == ["aaa"] and queue.discarded == {("win-info", "aaa")}

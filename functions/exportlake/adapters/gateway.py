@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import json
 import logging
 import threading
 import time
@@ -16,9 +17,17 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from exportlake.domain.errors import AuthError, DownloadExpired, DownloadRefused, GatewayError, TransientError
+from exportlake.domain.errors import (
+    AuthError,
+    DownloadExpired,
+    DownloadRefused,
+    GatewayError,
+    TransientError,
+    ValidationError,
+)
 from exportlake.domain.models import Export, ResultRef
 from exportlake.domain.naming import validate_export_name, validate_result_id
+from exportlake.domain.ports import OnInvalid
 from exportlake.settings import is_loopback
 
 log = logging.getLogger(__name__)
@@ -132,6 +141,15 @@ class DownloadGuard:
         return host == pattern
 
 
+def _show(item: object) -> str:
+    """An item from the API as short text for a report (it may be anything)."""
+    try:
+        text = json.dumps(item, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        text = repr(item)
+    return text[:500]
+
+
 class HttpGateway:
     """The gateway client the planner and copier use."""
 
@@ -215,18 +233,27 @@ class HttpGateway:
         except ValueError:
             raise GatewayError(f"{what}: response is not JSON") from None
 
-    def list_exports(self) -> list[Export]:
-        """Every active automated export with its newest result."""
+    def list_exports(self, on_invalid: OnInvalid | None = None) -> list[Export]:
+        """Every active automated export with its newest result (bad items to ``on_invalid``, if given)."""
         body = self._get(EXPORTS_PATH)
         if not isinstance(body, list):
             raise GatewayError("GET /automated did not return a list")
-        return [Export.from_api(item) for item in body]
+        exports: list[Export] = []
+        for item in body:
+            try:
+                exports.append(Export.from_api(item))
+            except ValidationError as exc:
+                if on_invalid is None:
+                    raise
+                on_invalid("export", _show(item), exc)
+        return exports
 
-    def list_results(self, export_name: str) -> list[ResultRef]:
+    def list_results(self, export_name: str, on_invalid: OnInvalid | None = None) -> list[ResultRef]:
         """Every result of one export, paging until ``total`` is reached (the server may cap the page size)."""
         name = validate_export_name(export_name)
         path = f"{EXPORTS_PATH}/{quote(name, safe='')}/results"
         seen: dict[str, ResultRef] = {}
+        bad: set[str] = set()
         total: int | None = None
         for page in range(1, MAX_PAGES + 1):
             body = self._get(path, {"page": page, "perPage": self._per_page})
@@ -237,15 +264,24 @@ class HttpGateway:
                 raise GatewayError(f"results of {name}: 'total' is missing or not a count")
             total = raw_total
             items = body["results"]
-            before = len(seen)
+            before = len(seen) + len(bad)
             for item in items:
-                ref = ResultRef.from_api(name, item)
+                try:
+                    ref = ResultRef.from_api(name, item)
+                except ValidationError as exc:
+                    if on_invalid is None:
+                        raise
+                    shown = _show(item)
+                    if shown not in bad:  # counted, so a page of bad items still moves paging on
+                        bad.add(shown)
+                        on_invalid("result", shown, exc)
+                    continue
                 seen[ref.result_id] = ref
             # Stop on a page that brings nothing new too: a total that over-counts, or a server that ignores
             # ``page``, must not loop 10,000 times.
-            if len(seen) == before or len(seen) >= total:
+            if len(seen) + len(bad) == before or len(seen) + len(bad) >= total:
                 break
-        if total is not None and len(seen) < total:
+        if total is not None and len(seen) + len(bad) < total:
             # Results can appear while we page (newest first shifts pages); say so rather than hide it.
             log.warning("results of %s: total %d but %d distinct results listed", name, total, len(seen))
         return sorted(seen.values())

@@ -7,6 +7,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from exportlake.domain.errors import LeaseLost
 from exportlake.domain.models import CopyJob, ResultRef, ResultState
 from exportlake.domain.ports import LedgerEntry
 
@@ -15,8 +16,31 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
+
+
+def _s(state: ResultState) -> dict[str, str]:
+    return {"S": state.value}
+
+
 def _conditional_failed(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def _names_values(condition: str, values: dict[str, Any]) -> dict[str, Any]:
+    """The expression names and values a put's condition uses (DynamoDB refuses unused ones)."""
+    out: dict[str, Any] = {}
+    if "#s" in condition:
+        out["ExpressionAttributeNames"] = {"#s": "state"}
+    if values:
+        out["ExpressionAttributeValues"] = values
+    return out
+
+
+#: The partition of the ledger that holds alerts instead of results (not a valid export name: no clash).
+ALERTS = "_alerts"
+CURSOR = "planner-cursor"
 
 
 class DynamoLedger:
@@ -52,232 +76,333 @@ class DynamoLedger:
         """Every entry (for ``exportlake status``; the ledger is small: one item per result)."""
         out: list[LedgerEntry] = []
         for page in self._db.get_paginator("scan").paginate(TableName=self._table, ConsistentRead=True):
-            out.extend(self._entry(item) for item in page.get("Items", []))
+            out.extend(self._entry(item) for item in page.get("Items", []) if "state" in item)
         return out
 
     # -- transitions ------------------------------------------------------------------------------------------
-    def claim_queued(self, ref: ResultRef, *, retry_failed: bool = False, stale_before: str = "") -> bool:
+    def claim_queued(
+        self,
+        ref: ResultRef,
+        *,
+        retry_failed: bool = False,
+        unsent_before: str = "",
+        queued_before: str = "",
+        now: str = "",
+    ) -> bool:
         """Record ``ref`` as queued if nobody has; True if this call did (and so must enqueue it).
 
-        With ``stale_before``, an entry stuck "queued"/"copying" since before then is claimed again; with
-        ``retry_failed``, a failed one.
+        Claimed again as well: with ``retry_failed`` a failed entry; with ``unsent_before`` a queued entry whose
+        job never went out (the planner died between claim and send) or a copying one with no lease, older than
+        that; with ``queued_before`` any queued entry older than that (its job was lost); with ``now`` a copying
+        entry whose lease lapsed (its copier died).
         """
         condition = "attribute_not_exists(result_id)"
         values: dict[str, Any] = {}
         if retry_failed:
             condition += " OR #s = :failed"
-            values[":failed"] = {"S": ResultState.FAILED.value}
-        if stale_before:
-            condition += " OR (#s IN (:queued, :copying) AND updated_at < :stale)"
-            values[":queued"] = {"S": ResultState.QUEUED.value}
-            values[":copying"] = {"S": ResultState.COPYING.value}
-            values[":stale"] = {"S": stale_before}
+            values[":failed"] = _s(ResultState.FAILED)
+        if unsent_before:
+            condition += (
+                " OR (#s = :queued AND (attribute_not_exists(enqueued) OR enqueued = :false) AND updated_at < :unsent)"
+                " OR (#s = :copying AND attribute_not_exists(lease_until) AND updated_at < :unsent)"
+            )
+            values |= {":queued": _s(ResultState.QUEUED), ":copying": _s(ResultState.COPYING)}
+            values |= {":false": {"BOOL": False}, ":unsent": {"S": unsent_before}}
+        if queued_before:
+            condition += " OR (#s = :queued AND updated_at < :qbefore)"
+            values |= {":queued": _s(ResultState.QUEUED), ":qbefore": {"S": queued_before}}
+        if now:
+            condition += " OR (#s = :copying AND lease_until < :now)"
+            values |= {":copying": _s(ResultState.COPYING), ":now": {"S": now}}
         item = {
             **self._key(ref.export_name, ref.result_id),
-            "state": {"S": ResultState.QUEUED.value},
+            "state": _s(ResultState.QUEUED),
             "created_at": {"S": ref.created_at.isoformat()},
             "expires_at": {"S": "" if ref.expires_at is None else ref.expires_at.isoformat()},
             "updated_at": {"S": _now()},
             "attempts": {"N": "0"},
+            "enqueued": {"BOOL": False},
         }
-        return self._put(item, condition, values)
+        return self._conditional(
+            self._db.put_item, Item=item, ConditionExpression=condition, **_names_values(condition, values)
+        )
+
+    def mark_enqueued(self, ref: ResultRef) -> None:
+        """Record that the job of a queued entry went out (so it is not re-sent as a job that never left)."""
+        self._conditional(
+            self._db.update_item,
+            Key=self._key(ref.export_name, ref.result_id),
+            UpdateExpression="SET enqueued = :true",
+            ConditionExpression="#s = :queued",
+            ExpressionAttributeNames={"#s": "state"},
+            ExpressionAttributeValues={":true": {"BOOL": True}, ":queued": _s(ResultState.QUEUED)},
+        )
 
     def release_queued(self, ref: ResultRef) -> None:
         """Undo ``claim_queued`` when the job could not be enqueued."""
-        try:
-            self._db.delete_item(
-                TableName=self._table,
-                Key=self._key(ref.export_name, ref.result_id),
-                ConditionExpression="#s = :q",
-                ExpressionAttributeNames={"#s": "state"},
-                ExpressionAttributeValues={":q": {"S": ResultState.QUEUED.value}},
-            )
-        except ClientError as exc:
-            if not _conditional_failed(exc):
-                raise
+        self._conditional(
+            self._db.delete_item,
+            Key=self._key(ref.export_name, ref.result_id),
+            ConditionExpression="#s = :q",
+            ExpressionAttributeNames={"#s": "state"},
+            ExpressionAttributeValues={":q": _s(ResultState.QUEUED)},
+        )
 
-    def mark_expired(self, ref: ResultRef, *, stale_before: str = "") -> bool:
-        """Record that ``ref`` expired uncopied; True the first time only (also for a stale in-flight entry)."""
+    def mark_expired(self, ref: ResultRef, *, now: str = "") -> bool:
+        """Record that ``ref`` expired uncopied; True the first time only (also for an entry nobody copies)."""
         item = {
             **self._key(ref.export_name, ref.result_id),
-            "state": {"S": ResultState.EXPIRED.value},
+            "state": _s(ResultState.EXPIRED),
             "notified": {"BOOL": False},
             "created_at": {"S": ref.created_at.isoformat()},
             "expires_at": {"S": "" if ref.expires_at is None else ref.expires_at.isoformat()},
             "updated_at": {"S": _now()},
         }
         condition = "attribute_not_exists(result_id) OR #s IN (:q, :f)"
-        values = {":q": {"S": ResultState.QUEUED.value}, ":f": {"S": ResultState.FAILED.value}}
-        if stale_before:
-            condition += " OR (#s = :c AND updated_at < :stale)"
-            values |= {":c": {"S": ResultState.COPYING.value}, ":stale": {"S": stale_before}}
-        return self._put(item, condition, values)
+        values = {":q": _s(ResultState.QUEUED), ":f": _s(ResultState.FAILED)}
+        # A copying entry only when no live copier holds it: its copy may still land.
+        condition += " OR (#s = :c AND (attribute_not_exists(lease_until) OR lease_until < :now))"
+        values |= {":c": _s(ResultState.COPYING), ":now": {"S": now or _now()}}
+        return self._conditional(
+            self._db.put_item, Item=item, ConditionExpression=condition, **_names_values(condition, values)
+        )
 
-    def start_copy(self, job: CopyJob, lease_seconds: int) -> LedgerEntry | None:
-        """Take the copy lease on a result; ``None`` if another copier holds it.
+    def start_copy(self, job: CopyJob, owner: str, lease_seconds: float, *, take_over: str = "") -> LedgerEntry | None:
+        """Take the copy lease on a result; ``None`` if another live copier holds it.
 
-        The lease keeps two copiers of a duplicated message from writing the same prefix at once; it lapses on
-        its own if a copier dies. A result already copied is returned as it is (the caller then has nothing
-        to write).
+        A result already copied or expired is returned as it is (the caller then has nothing to write).
+        ``take_over`` names a holder known to be dead whose unexpired lease may be replaced.
         """
         now = datetime.now(UTC)
+        free = "attribute_not_exists(lease_until) OR lease_until < :now"
+        values: dict[str, Any] = {
+            ":copying": _s(ResultState.COPYING),
+            ":copied": _s(ResultState.COPIED),
+            ":expired": _s(ResultState.EXPIRED),
+            ":owner": {"S": owner},
+            ":until": {"S": _iso(now + timedelta(seconds=lease_seconds))},
+            ":now": {"S": _iso(now)},
+            ":created": {"S": job.created_at.isoformat()},
+            ":expires": {"S": "" if job.expires_at is None else job.expires_at.isoformat()},
+            ":one": {"N": "1"},
+        }
+        if take_over:
+            free += " OR lease_owner = :dead"
+            values[":dead"] = {"S": take_over}
         try:
             resp = self._db.update_item(
                 TableName=self._table,
                 Key=self._key(job.export_name, job.result_id),
                 UpdateExpression=(
-                    "SET #s = :copying, lease_until = :until, updated_at = :now, created_at = :created "
-                    "ADD attempts :one"
+                    "SET #s = :copying, lease_owner = :owner, lease_until = :until, updated_at = :now, "
+                    "created_at = :created, expires_at = :expires ADD attempts :one"
                 ),
-                ConditionExpression="(attribute_not_exists(#s) OR #s <> :copied) AND "
-                "(attribute_not_exists(lease_until) OR lease_until < :now)",
+                ConditionExpression=f"(attribute_not_exists(#s) OR NOT #s IN (:copied, :expired)) AND ({free})",
                 ExpressionAttributeNames={"#s": "state"},
-                ExpressionAttributeValues={
-                    ":copying": {"S": ResultState.COPYING.value},
-                    ":copied": {"S": ResultState.COPIED.value},
-                    ":until": {"S": (now + timedelta(seconds=lease_seconds)).isoformat(timespec="seconds")},
-                    ":now": {"S": now.isoformat(timespec="seconds")},
-                    ":created": {"S": job.created_at.isoformat()},
-                    ":one": {"N": "1"},
-                },
+                ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
             if not _conditional_failed(exc):
                 raise
             current = self.get(job.export_name, job.result_id)
-            return current if current is not None and current.state == ResultState.COPIED else None
+            done = (ResultState.COPIED, ResultState.EXPIRED)
+            return current if current is not None and current.state in done else None
         return self._entry(resp["Attributes"])
 
-    def mark_copied(self, job: CopyJob, *, rows: int, size: int, table: str, location: str) -> bool:
-        """Record the copy as done; True only for the call that made the transition."""
-        try:
-            self._db.update_item(
-                TableName=self._table,
-                Key=self._key(job.export_name, job.result_id),
-                UpdateExpression="SET #s = :copied, #r = :rows, #b = :bytes, #t = :table, #l = :loc, "
-                "notified = :false, updated_at = :now, copied_at = :now REMOVE lease_until, #e",
-                ConditionExpression="attribute_not_exists(#s) OR #s <> :copied",
-                ExpressionAttributeNames={
-                    "#s": "state",
-                    "#r": "rows",
-                    "#b": "bytes",
-                    "#t": "table",
-                    "#l": "location",
-                    "#e": "error",
-                },
-                ExpressionAttributeValues={
-                    ":copied": {"S": ResultState.COPIED.value},
-                    ":rows": {"N": str(rows)},
-                    ":bytes": {"N": str(size)},
-                    ":table": {"S": table},
-                    ":loc": {"S": location},
-                    ":false": {"BOOL": False},
-                    ":now": {"S": _now()},
-                },
-            )
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
-        return True
+    def renew_lease(self, job: CopyJob, owner: str, lease_seconds: float) -> bool:
+        """Extend ``owner``'s lease; False if it no longer holds it (lapsed and taken, or released)."""
+        now = datetime.now(UTC)
+        return self._conditional(
+            self._db.update_item,
+            Key=self._key(job.export_name, job.result_id),
+            UpdateExpression="SET lease_until = :until",
+            ConditionExpression="lease_owner = :owner AND #s = :copying",
+            ExpressionAttributeNames={"#s": "state"},
+            ExpressionAttributeValues={
+                ":owner": {"S": owner},
+                ":copying": _s(ResultState.COPYING),
+                ":until": {"S": _iso(now + timedelta(seconds=lease_seconds))},
+            },
+        )
+
+    def mark_copied(self, job: CopyJob, owner: str, *, rows: int, size: int, table: str, location: str) -> bool:
+        """Record the copy as done; True only for the call that made the transition.
+
+        Only the lease holder may: raise ``LeaseLost`` if ``owner`` no longer holds it and nobody copied it.
+        """
+        done = self._conditional(
+            self._db.update_item,
+            Key=self._key(job.export_name, job.result_id),
+            UpdateExpression="SET #s = :copied, #r = :rows, #b = :bytes, #t = :table, #l = :loc, "
+            "notified = :false, updated_at = :now, copied_at = :now REMOVE lease_until, lease_owner, #e",
+            ConditionExpression="(attribute_not_exists(#s) OR #s <> :copied) AND lease_owner = :owner",
+            ExpressionAttributeNames={
+                "#s": "state",
+                "#r": "rows",
+                "#b": "bytes",
+                "#t": "table",
+                "#l": "location",
+                "#e": "error",
+            },
+            ExpressionAttributeValues={
+                ":copied": _s(ResultState.COPIED),
+                ":rows": {"N": str(rows)},
+                ":bytes": {"N": str(size)},
+                ":table": {"S": table},
+                ":loc": {"S": location},
+                ":false": {"BOOL": False},
+                ":now": {"S": _now()},
+                ":owner": {"S": owner},
+            },
+        )
+        if done:
+            return True
+        current = self.get(job.export_name, job.result_id)
+        if current is not None and current.state == ResultState.COPIED:
+            return False
+        raise LeaseLost(f"result {job.result_id}: the copy lease was lost before the ledger step")
 
     def claim_notification(
-        self, export_name: str, result_id: str, lease_seconds: int, state: ResultState = ResultState.COPIED
+        self,
+        export_name: str,
+        result_id: str,
+        lease_seconds: float,
+        state: ResultState = ResultState.COPIED,
+        *,
+        owner: str = "",
+        take_over: str = "",
     ) -> bool:
         """Take the right to send the notification of a result in ``state`` not yet notified; True if taken.
 
-        A short lease, not a flag: two copiers (a duplicate message) never both publish, and if the one holding
-        it dies before publishing, a retry after the lease may.
+        A short lease, not a flag: two senders never both publish, and if the one holding it dies before
+        publishing, a retry after the lease (or at once, for a provably dead ``take_over``) may.
         """
         now = datetime.now(UTC)
-        try:
-            self._db.update_item(
-                TableName=self._table,
-                Key=self._key(export_name, result_id),
-                UpdateExpression="SET notify_until = :until",
-                ConditionExpression="#s = :state AND (attribute_not_exists(notified) OR notified = :false) "
-                "AND (attribute_not_exists(notify_until) OR notify_until < :now)",
-                ExpressionAttributeNames={"#s": "state"},
-                ExpressionAttributeValues={
-                    ":state": {"S": state.value},
-                    ":false": {"BOOL": False},
-                    ":until": {"S": (now + timedelta(seconds=lease_seconds)).isoformat(timespec="seconds")},
-                    ":now": {"S": now.isoformat(timespec="seconds")},
-                },
-            )
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
-        return True
+        free = "attribute_not_exists(notify_until) OR notify_until < :now"
+        values: dict[str, Any] = {
+            ":state": _s(state),
+            ":false": {"BOOL": False},
+            ":until": {"S": _iso(now + timedelta(seconds=lease_seconds))},
+            ":now": {"S": _iso(now)},
+            ":owner": {"S": owner or "-"},
+        }
+        if take_over:
+            free += " OR notify_owner = :dead"
+            values[":dead"] = {"S": take_over}
+        return self._conditional(
+            self._db.update_item,
+            Key=self._key(export_name, result_id),
+            UpdateExpression="SET notify_until = :until, notify_owner = :owner",
+            ConditionExpression=f"#s = :state AND (attribute_not_exists(notified) OR notified = :false) AND ({free})",
+            ExpressionAttributeNames={"#s": "state"},
+            ExpressionAttributeValues=values,
+        )
 
     def release_notification(self, export_name: str, result_id: str) -> None:
         """Give the notification claim back (the publish failed), so the retry may send it at once."""
         self._db.update_item(
             TableName=self._table,
             Key=self._key(export_name, result_id),
-            UpdateExpression="REMOVE notify_until",
+            UpdateExpression="REMOVE notify_until, notify_owner",
         )
 
     def mark_notified(self, export_name: str, result_id: str) -> None:
-        """Record that ``result.copied`` went out."""
+        """Record that the notification went out."""
         self._db.update_item(
             TableName=self._table,
             Key=self._key(export_name, result_id),
-            UpdateExpression="SET notified = :true",
+            UpdateExpression="SET notified = :true REMOVE notify_until, notify_owner",
             ExpressionAttributeValues={":true": {"BOOL": True}},
         )
 
-    def end_attempt(self, job: CopyJob, error: str) -> None:
-        """Give the lease back after a failed attempt, so the retry need not wait for it to lapse."""
-        self._db.update_item(
-            TableName=self._table,
+    def end_attempt(self, job: CopyJob, owner: str, error: str) -> None:
+        """Give ``owner``'s lease back after a failed attempt, so the retry need not wait for it to lapse."""
+        self._conditional(
+            self._db.update_item,
             Key=self._key(job.export_name, job.result_id),
-            UpdateExpression="SET last_error = :e, updated_at = :now REMOVE lease_until",
-            ExpressionAttributeValues={":e": {"S": error[:1000]}, ":now": {"S": _now()}},
+            UpdateExpression="SET last_error = :e, updated_at = :now REMOVE lease_until, lease_owner",
+            ConditionExpression="lease_owner = :owner",
+            ExpressionAttributeValues={":e": {"S": error[:1000]}, ":now": {"S": _now()}, ":owner": {"S": owner}},
         )
 
-    def mark_failed(self, job: CopyJob, error: str) -> bool:
+    def mark_failed(self, job: CopyJob, error: str, *, owner: str = "") -> bool:
         """Record a final failure (retries exhausted); True only for the call that made the transition."""
-        try:
-            self._db.update_item(
-                TableName=self._table,
-                Key=self._key(job.export_name, job.result_id),
-                UpdateExpression="SET #s = :failed, #e = :err, updated_at = :now, created_at = :created, "
-                "notified = :false REMOVE lease_until, notify_until",
-                # Not while another copier holds the lease: its copy may still succeed.
-                ConditionExpression="(attribute_not_exists(#s) OR NOT #s IN (:copied, :failed)) "
-                "AND (attribute_not_exists(lease_until) OR lease_until < :now)",
-                ExpressionAttributeNames={"#s": "state", "#e": "error"},
-                ExpressionAttributeValues={
-                    ":failed": {"S": ResultState.FAILED.value},
-                    ":copied": {"S": ResultState.COPIED.value},
-                    ":err": {"S": error[:1000]},
-                    ":now": {"S": _now()},
-                    ":created": {"S": job.created_at.isoformat()},
-                    ":false": {"BOOL": False},
-                },
+        free = "attribute_not_exists(lease_until) OR lease_until < :now"
+        values: dict[str, Any] = {
+            ":failed": _s(ResultState.FAILED),
+            ":copied": _s(ResultState.COPIED),
+            ":expired": _s(ResultState.EXPIRED),
+            ":err": {"S": error[:1000]},
+            ":now": {"S": _now()},
+            ":created": {"S": job.created_at.isoformat()},
+            ":false": {"BOOL": False},
+        }
+        if owner:
+            free += " OR lease_owner = :owner"
+            values[":owner"] = {"S": owner}
+        return self._conditional(
+            self._db.update_item,
+            Key=self._key(job.export_name, job.result_id),
+            UpdateExpression="SET #s = :failed, #e = :err, updated_at = :now, created_at = :created, "
+            "notified = :false REMOVE lease_until, lease_owner, notify_until, notify_owner",
+            # Not while another copier holds the lease: its copy may still succeed.
+            ConditionExpression=f"(attribute_not_exists(#s) OR NOT #s IN (:copied, :failed, :expired)) AND ({free})",
+            ExpressionAttributeNames={"#s": "state", "#e": "error"},
+            ExpressionAttributeValues=values,
+        )
+
+    # -- alerts (run-level and per-item notices, deduplicated) ------------------------------------------------
+    def claim_alert(self, key: str, fingerprint: str, resend_before: str) -> bool:
+        """True if the alert ``key`` should go out: never sent, its cause changed, or last sent before then."""
+        return self._conditional(
+            self._db.put_item,
+            Item={
+                **self._key(ALERTS, key),
+                "fingerprint": {"S": fingerprint},
+                "sent_at": {"S": _now()},
+            },
+            ConditionExpression="attribute_not_exists(result_id) OR fingerprint <> :fp OR sent_at < :before",
+            ExpressionAttributeValues={":fp": {"S": fingerprint}, ":before": {"S": resend_before}},
+        )
+
+    def release_alert(self, key: str) -> None:
+        """Forget alert ``key`` (its cause is gone, or its publish failed and must be retried)."""
+        self._db.delete_item(TableName=self._table, Key=self._key(ALERTS, key))
+
+    def cursor(self) -> str:
+        """The export after which the next planner run starts ("" for the first)."""
+        resp = self._db.get_item(TableName=self._table, Key=self._key(ALERTS, CURSOR), ConsistentRead=True)
+        return str(resp.get("Item", {}).get("fingerprint", {}).get("S", ""))
+
+    def save_cursor(self, export_name: str) -> None:
+        """Remember where a planner run that ran out of time stopped ("" to start from the first again)."""
+        if export_name:
+            self._db.put_item(
+                TableName=self._table, Item={**self._key(ALERTS, CURSOR), "fingerprint": {"S": export_name}}
             )
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
-        return True
+        else:
+            self._db.delete_item(TableName=self._table, Key=self._key(ALERTS, CURSOR))
+
+    def alerts(self) -> dict[str, str]:
+        """Alert key → fingerprint of every alert on record."""
+        out: dict[str, str] = {}
+        for page in self._db.get_paginator("query").paginate(
+            TableName=self._table,
+            KeyConditionExpression="export_name = :e",
+            ExpressionAttributeValues={":e": {"S": ALERTS}},
+            ConsistentRead=True,
+        ):
+            for item in page.get("Items", []):
+                if item["result_id"]["S"] != CURSOR:
+                    out[item["result_id"]["S"]] = item.get("fingerprint", {}).get("S", "")
+        return out
 
     # -- helpers ----------------------------------------------------------------------------------------------
-    def _put(self, item: dict[str, Any], condition: str, values: dict[str, Any]) -> bool:
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "Item": item,
-            "ConditionExpression": condition,
-        }
-        if "#s" in condition:
-            kwargs["ExpressionAttributeNames"] = {"#s": "state"}
-        if values:
-            kwargs["ExpressionAttributeValues"] = values
+    def _conditional(self, call: Any, **kwargs: Any) -> bool:
+        """Run one conditional write; False (not an error) when its condition does not hold."""
         try:
-            self._db.put_item(**kwargs)
+            call(TableName=self._table, **kwargs)
         except ClientError as exc:
             if _conditional_failed(exc):
                 return False
@@ -297,6 +422,11 @@ class DynamoLedger:
             return int(item.get(name, {}).get("N", "0"))
 
         return LedgerEntry(
+            lease_owner=s("lease_owner"),
+            lease_until=s("lease_until"),
+            notify_owner=s("notify_owner"),
+            notify_until=s("notify_until"),
+            enqueued=bool(item.get("enqueued", {}).get("BOOL", False)),
             export_name=s("export_name"),
             result_id=s("result_id"),
             state=ResultState(s("state")),

@@ -5,17 +5,43 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from exportlake.domain.errors import EnqueueError
+from exportlake.domain.errors import EnqueueError, ExportlakeError
 from exportlake.domain.models import CopyJob
 from exportlake.domain.ports import chunks_of
 
 
 class SqsJobQueue:
-    """Sends copy jobs, ten per request (the SQS batch limit)."""
+    """Sends copy jobs, ten per request (the SQS batch limit); clears dead letters that a retry supersedes."""
 
-    def __init__(self, sqs_client: Any, queue_url: str):
+    def __init__(self, sqs_client: Any, queue_url: str, dlq_url: str = ""):
         self._sqs = sqs_client
         self._url = queue_url
+        self._dlq = dlq_url
+
+    def discard_dead_letters(self, results: set[tuple[str, str]], max_rounds: int = 100) -> int:
+        """Delete the dead-letter messages of ``results`` ((export, result id) pairs queued again or copied).
+
+        The re-queued job supersedes them, and a DLQ left holding them keeps its alarm red after recovery.
+        Messages of other results are left (hidden for a moment by the receive, then visible again).
+        """
+        if not self._dlq or not results:
+            return 0
+        deleted = 0
+        for _ in range(max_rounds):
+            got = self._sqs.receive_message(
+                QueueUrl=self._dlq, MaxNumberOfMessages=10, VisibilityTimeout=30, WaitTimeSeconds=0
+            ).get("Messages", [])
+            if not got:
+                break
+            for m in got:
+                try:
+                    job = CopyJob.from_json(m["Body"])
+                except ExportlakeError:
+                    continue
+                if (job.export_name, job.result_id) in results:
+                    self._sqs.delete_message(QueueUrl=self._dlq, ReceiptHandle=m["ReceiptHandle"])
+                    deleted += 1
+        return deleted
 
     def send(self, jobs: Sequence[CopyJob]) -> None:
         """Enqueue every job; raise if SQS refuses any of them."""

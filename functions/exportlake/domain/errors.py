@@ -43,3 +43,11 @@ class EnqueueError(ExportlakeError):
     def __init__(self, message: str, sent: set[str]):
         super().__init__(message)
         self.sent = sent
+
+
+class LeaseLost(TransientError):
+    """This copier no longer holds the result's copy lease (it lapsed or another took it): stop, touch nothing."""
+
+
+class HeldElsewhere(TransientError):
+    """Another live copier holds the result's lease; this attempt did nothing and is retried later."""

@@ -5,9 +5,14 @@
 MAX_RECEIVES = 5
 #: The copier's Lambda timeout (seconds); the lease and the queue's visibility timeout derive from it.
 COPIER_TIMEOUT_SECONDS = 15 * 60
-#: A result left "queued" or "copying" this long lost its job (a copier killed on its last delivery, a message
-#: dropped): the planner queues it again. Longer than every retry of a job (5 deliveries x 90 min visibility);
-#: a duplicate job is harmless anyway (the copy lease and the "copied" state stop it).
-STALE_AFTER_SECONDS = 24 * 3600
+#: The copy-jobs queue's visibility timeout: how long a received message stays hidden from other receivers.
+VISIBILITY_TIMEOUT_SECONDS = 6 * COPIER_TIMEOUT_SECONDS
+#: A "queued" result whose job never went out (the planner died between its claim and SendMessage), or a
+#: "copying" one with no lease (between attempts), this long ago is queued again by the planner. A duplicate job
+#: is harmless: the copy lease and the "copied" state stop it.
+UNSENT_AFTER_SECONDS = 120
+#: Any "queued" result this old lost its job (a message dropped or a receive that died before the copy lease):
+#: longer than a message can stay hidden plus one copy.
+QUEUED_LOST_AFTER_SECONDS = VISIBILITY_TIMEOUT_SECONDS + COPIER_TIMEOUT_SECONDS
 #: The planner's Lambda timeout (seconds).
 PLANNER_TIMEOUT_SECONDS = 5 * 60

@@ -60,19 +60,28 @@ class Export:
     id: str
     system_name: str
     last_run: ResultRef | None
+    #: Why ``last_run`` was dropped, if it failed validation (the export's results are still listed).
+    last_run_error: str = ""
 
     @classmethod
     def from_api(cls, item: object) -> Export:
-        """Build from one element of ``GET /automated``; raise ``ValidationError`` if malformed."""
+        """Build from one element of ``GET /automated``; raise ``ValidationError`` if its name is not valid.
+
+        A ``last_run`` that fails validation does not sink the export: it is dropped and named in
+        ``last_run_error``, and the planner still lists the export's results.
+        """
         if not isinstance(item, dict):
             raise ValidationError(f"export entry is not an object: {type(item).__name__}")
         name = validate_export_name(item.get("system_name"))
         last = item.get("last_run")
-        return cls(
-            id=str(item.get("id", "")),
-            system_name=name,
-            last_run=None if last is None else ResultRef.from_api(name, last),
-        )
+        ref: ResultRef | None = None
+        error = ""
+        if last is not None:
+            try:
+                ref = ResultRef.from_api(name, last)
+            except ValidationError as exc:
+                error = str(exc)
+        return cls(id=str(item.get("id", "")), system_name=name, last_run=ref, last_run_error=error)
 
 
 @dataclass(frozen=True)

@@ -1,35 +1,87 @@
-"""The planner: which results are new, which expired, and one copy job per new result. Stdlib only."""
+"""The planner: which results are new, lost or expired, and one copy job for each that needs copying. Stdlib only.
+
+One bad item never blocks the others: an export or result that fails validation is reported (log, metric, one
+``export.invalid``/``result.invalid`` notice per item) and skipped, and one export's failure does not stop the
+rest. A run that fails as a whole (credentials, secret, gateway down) is told once per cause (``sync.failed``).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from exportlake.domain.errors import EnqueueError
-from exportlake.domain.limits import STALE_AFTER_SECONDS
+from exportlake.domain import notices
+from exportlake.domain.errors import AuthError, ConfigError, EnqueueError, GatewayError, TransientError
+from exportlake.domain.limits import QUEUED_LOST_AFTER_SECONDS, UNSENT_AFTER_SECONDS
 from exportlake.domain.models import CopyJob, Export, ResultRef, ResultState
-from exportlake.domain.ports import Gateway, JobQueue, Ledger, LedgerEntry, Metrics, Notifier, notify_once
+from exportlake.domain.ports import Gateway, JobQueue, Ledger, LedgerEntry, Metrics, Notifier
 
 log = logging.getLogger(__name__)
 
-# States in which the planner leaves a result alone: done or reported; in flight unless stale.
-_DONE = {ResultState.COPIED, ResultState.EXPIRED}
-_IN_FLIGHT = {ResultState.QUEUED, ResultState.COPYING}
+#: Seconds a planner run keeps in hand: it starts no new export with less than this left (the next run goes on).
+RUN_MARGIN_SECONDS = 30.0
+#: A ``sync.failed`` for the same cause is repeated at most this often.
+RUN_ALERT_REPEAT = timedelta(hours=24)
+RUN_ALERT_KEY = "sync"
 
 
-def stale_before(now: datetime) -> str:
-    """The ``updated_at`` below which an in-flight ledger entry is stale (ISO 8601, comparable as text)."""
-    return (now - timedelta(seconds=STALE_AFTER_SECONDS)).astimezone(UTC).isoformat(timespec="seconds")
+def iso(moment: datetime) -> str:
+    """ISO 8601 UTC to the second (the ledger compares times as text)."""
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class LostBounds:
+    """When an in-flight ledger entry counts as lost (its job never left, was lost, or its copier died)."""
+
+    now: str
+    unsent_before: str
+    queued_before: str
+
+    @classmethod
+    def at(cls, now: datetime) -> LostBounds:
+        """The bounds in force at ``now`` (from the queue settings, see ``domain.limits``)."""
+        return cls(
+            now=iso(now),
+            unsent_before=iso(now - timedelta(seconds=UNSENT_AFTER_SECONDS)),
+            queued_before=iso(now - timedelta(seconds=QUEUED_LOST_AFTER_SECONDS)),
+        )
+
+    def is_lost(self, entry: LedgerEntry) -> bool:
+        """True if ``entry`` is queued/copying but nothing will finish it without a new job."""
+        if not entry.updated_at:
+            return False  # age unknown: left to its job
+        if entry.state == ResultState.QUEUED:
+            if not entry.enqueued and entry.updated_at < self.unsent_before:
+                return True
+            return entry.updated_at < self.queued_before
+        if entry.state == ResultState.COPYING:
+            if entry.lease_until:
+                return entry.lease_until < self.now
+            return entry.updated_at < self.unsent_before
+        return False
+
+    def owes_notice(self, entry: LedgerEntry) -> bool:
+        """True if ``entry`` is copied but its ``result.copied`` was never sent and nobody is sending it."""
+        return (
+            entry.state == ResultState.COPIED
+            and not entry.notified
+            and entry.updated_at < self.unsent_before
+            and (not entry.notify_until or entry.notify_until < self.now)
+        )
 
 
 @dataclass(frozen=True)
 class ExportPlan:
-    """What one export needs: results to copy and results that expired before they could be."""
+    """What one export needs: results to copy, results that expired first, copied results owing their notice."""
 
     export_name: str
     to_copy: tuple[ResultRef, ...]
     expired: tuple[ResultRef, ...]
+    renotify: tuple[ResultRef, ...] = ()
 
 
 def plan_export(
@@ -48,19 +100,23 @@ def plan_export(
     candidates = {r.result_id: r for r in listed}
     if export.last_run is not None:
         candidates.setdefault(export.last_run.result_id, export.last_run)
+    bounds = LostBounds.at(now)
     to_copy: list[ResultRef] = []
     expired: list[ResultRef] = []
-    stale = stale_before(now)
+    renotify: list[ResultRef] = []
     for ref in sorted(candidates.values()):
         entry = known.get(ref.result_id)
-        if entry is not None and (
-            entry.state in _DONE
-            or (entry.state in _IN_FLIGHT and (not entry.updated_at or entry.updated_at >= stale))
-            or (entry.state == ResultState.FAILED and not retry_failed)
-        ):
-            continue
+        if entry is not None:
+            if bounds.owes_notice(entry):
+                renotify.append(ref)
+            if entry.state in (ResultState.COPIED, ResultState.EXPIRED):
+                continue
+            if entry.state in (ResultState.QUEUED, ResultState.COPYING) and not bounds.is_lost(entry):
+                continue
+            if entry.state == ResultState.FAILED and not retry_failed:
+                continue
         (expired if ref.is_expired(now) else to_copy).append(ref)
-    return ExportPlan(export.system_name, tuple(to_copy), tuple(expired))
+    return ExportPlan(export.system_name, tuple(to_copy), tuple(expired), tuple(renotify))
 
 
 @dataclass
@@ -71,10 +127,28 @@ class PlanReport:
     enqueued: list[tuple[str, str]] = field(default_factory=list)
     expired: list[tuple[str, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: Items from the API that failed validation and were skipped: (what, item, error).
+    invalid: list[tuple[str, str, str]] = field(default_factory=list)
+    #: Exports left for the next run because this one ran out of time.
+    deferred: list[str] = field(default_factory=list)
+
+
+def run_failure_cause(exc: BaseException) -> tuple[str, str]:
+    """(cause, fix) of a run-level failure, for ``sync.failed`` (the cause is also its dedup key)."""
+    if isinstance(exc, AuthError):
+        return "credentials", "check client_id/client_secret in the secret and the automated-exports-view role"
+    if isinstance(exc, ConfigError):
+        return "configuration", "fix the setting named in the error"
+    if isinstance(exc, TransientError | GatewayError):
+        return "gateway", "the gateway is unreachable or failing; it is retried on the next run"
+    name = type(exc).__name__
+    if "ResourceNotFound" in name or "Secret" in str(exc):
+        return "secret", "create the secret or fix EXPORTLAKE_SECRET_ID"
+    return name, "see the planner's logs"
 
 
 class Planner:
-    """Runs a plan for every export and enqueues one copy job per new result."""
+    """Runs a plan for every export and enqueues one copy job per result that needs copying."""
 
     def __init__(self, gateway: Gateway, ledger: Ledger, queue: JobQueue, notifier: Notifier, metrics: Metrics):
         self._gateway = gateway
@@ -83,30 +157,72 @@ class Planner:
         self._notifier = notifier
         self._metrics = metrics
 
-    def run(self, now: datetime, *, retry_failed: bool = False) -> PlanReport:
-        """Plan every export. An export that fails is reported and the others still run."""
+    def run(
+        self,
+        now: datetime,
+        *,
+        retry_failed: bool = False,
+        remaining: Callable[[], float] | None = None,
+    ) -> PlanReport:
+        """Plan every export. An export that fails is reported and the others still run.
+
+        ``remaining`` gives the seconds left in this invocation: with too little left, the exports not yet
+        planned are deferred to the next run, which starts with them (nothing is lost or repeated).
+        """
         report = PlanReport()
-        exports = self._gateway.list_exports()
+        try:
+            exports = self._gateway.list_exports(on_invalid=lambda *a: self._invalid(report, "", *a))
+        except Exception as exc:
+            self._run_failed(exc, now)
+            raise
+        self._run_ok()
         report.exports = len(exports)
-        for export in exports:
+        cursor = self._ledger.cursor()
+        last = ""
+        for export in self._in_turn(exports, cursor):
+            if remaining is not None and remaining() < RUN_MARGIN_SECONDS:
+                report.deferred.append(export.system_name)
+                continue
+            if export.last_run_error:
+                self._invalid(report, export.system_name, "last_run", export.system_name, export.last_run_error)
             try:
                 self._plan_one(export, now, report, retry_failed)
             except Exception as exc:  # AWS errors too: one export's failure must not stop the others
                 log.error("planning export %s failed: %s", export.system_name, exc)
                 report.errors.append(f"{export.system_name}: {exc}")
+            last = export.system_name
+        if report.deferred:
+            self._ledger.save_cursor(last or cursor)  # the next run starts after the last export planned
+        elif cursor:
+            self._ledger.save_cursor("")
         self._metrics.add("ResultsEnqueued", len(report.enqueued), "Count")
         self._metrics.add("ResultsExpired", len(report.expired), "Count")
+        if report.invalid:
+            self._metrics.add("ItemsInvalid", len(report.invalid), "Count")
         return report
+
+    @staticmethod
+    def _in_turn(exports: list[Export], cursor: str) -> list[Export]:
+        """Exports by name, starting after ``cursor``, the last one a deferring run planned (deferred go first)."""
+        ordered = sorted(exports, key=lambda e: e.system_name)
+        later = [e for e in ordered if e.system_name > cursor]
+        return later + [e for e in ordered if e.system_name <= cursor]
 
     def _plan_one(self, export: Export, now: datetime, report: PlanReport, retry_failed: bool) -> None:
         # An export that never ran has nothing to list; skip the round trip.
-        listed = [] if export.last_run is None else self._gateway.list_results(export.system_name)
+        listed = (
+            []
+            if export.last_run is None and not export.last_run_error
+            else self._gateway.list_results(
+                export.system_name, on_invalid=lambda *a: self._invalid(report, export.system_name, *a)
+            )
+        )
         known = self._ledger.entries(export.system_name)
         plan = plan_export(export, listed, known, now, retry_failed=retry_failed)
-        stale = stale_before(now)
+        bounds = LostBounds.at(now)
         for ref in plan.expired:
             # The conditional write makes the report happen once, however many planners run.
-            if self._ledger.mark_expired(ref, stale_before=stale):
+            if self._ledger.mark_expired(ref, now=bounds.now):
                 report.expired.append((ref.export_name, ref.result_id))
                 expires = "" if ref.expires_at is None else ref.expires_at.isoformat()
                 self._send(ref.export_name, ref.result_id, ResultState.EXPIRED, ref.created_at.isoformat(), expires)
@@ -116,48 +232,89 @@ class Planner:
                 detail = entry.expires_at if entry.state == ResultState.EXPIRED else entry.error
                 self._send(entry.export_name, entry.result_id, entry.state, entry.created_at, detail)
         claimed = [
-            ref for ref in plan.to_copy if self._ledger.claim_queued(ref, retry_failed=retry_failed, stale_before=stale)
+            ref
+            for ref in plan.to_copy
+            if self._ledger.claim_queued(
+                ref,
+                retry_failed=retry_failed,
+                unsent_before=bounds.unsent_before,
+                queued_before=bounds.queued_before,
+                now=bounds.now,
+            )
         ]
-        if claimed:
+        # A copied result whose notice never went out: a job makes a copier send it (nothing is copied again).
+        jobs = [CopyJob.for_result(ref) for ref in [*claimed, *plan.renotify]]
+        if jobs:
             try:
-                self._queue.send([CopyJob.for_result(ref) for ref in claimed])
+                self._queue.send(jobs)
             except Exception as exc:
-                # Without its message a "queued" result would wait until it goes stale: give back the claims of
-                # the jobs that did not go out (those that did stay claimed), then fail.
+                # Give back the claims of the jobs that did not go out (those that did stay claimed), then fail.
                 sent = exc.sent if isinstance(exc, EnqueueError) else set()
                 for ref in claimed:
-                    if ref.result_id not in sent:
+                    if ref.result_id in sent:
+                        self._ledger.mark_enqueued(ref)
+                    else:
                         self._ledger.release_queued(ref)
                 raise
+            for ref in claimed:
+                self._ledger.mark_enqueued(ref)
             report.enqueued.extend((r.export_name, r.result_id) for r in claimed)
+        retried = {
+            (r.export_name, r.result_id)
+            for r in claimed
+            if known.get(r.result_id) and known[r.result_id].state == ResultState.FAILED
+        }
+        if retried:
+            # Their dead letters are superseded by the new jobs; left there they keep the DLQ alarm red.
+            self._queue.discard_dead_letters(retried)
+
+    # -- reporting --------------------------------------------------------------------------------------------
+    def _invalid(self, report: PlanReport, export_name: str, what: str, item: str, error: Exception | str) -> None:
+        """Report one item that failed validation: log, count, and one notice per item, ever."""
+        message = str(error)
+        report.invalid.append((what, item, message))
+        log.error("skipped invalid %s %s: %s", what, item[:200], message)
+        event = notices.EXPORT_INVALID if what == "export" else notices.RESULT_INVALID
+        key = "invalid-" + hashlib.sha256(f"{export_name}\0{what}\0{item}".encode()).hexdigest()[:32]
+        try:
+            if self._ledger.claim_alert(key, "1", resend_before=""):
+                try:
+                    notices.item_invalid(self._notifier, event, export_name, item, message)
+                except Exception:
+                    self._ledger.release_alert(key)
+                    raise
+        except Exception as exc:  # telling must not stop planning the healthy items
+            log.error("could not report invalid %s: %s", what, exc)
+
+    def _run_failed(self, exc: BaseException, now: datetime) -> None:
+        """Tell a whole-run failure once per cause (again after ``RUN_ALERT_REPEAT``); never raise from here."""
+        cause, fix = run_failure_cause(exc)
+        self._metrics.add("RunsFailed", 1, "Count")
+        try:
+            resend_before = iso(now - RUN_ALERT_REPEAT)
+            if self._ledger.claim_alert(RUN_ALERT_KEY, cause, resend_before=resend_before):
+                try:
+                    notices.sync_failed(self._notifier, cause, f"{type(exc).__name__}: {exc}", fix)
+                except Exception:
+                    self._ledger.release_alert(RUN_ALERT_KEY)
+                    raise
+        except Exception as alert_exc:
+            log.error("could not publish sync.failed: %s", alert_exc)
+
+    def _run_ok(self) -> None:
+        try:
+            if RUN_ALERT_KEY in self._ledger.alerts():
+                self._ledger.release_alert(RUN_ALERT_KEY)  # the next failure is news again
+        except Exception as exc:
+            log.warning("could not clear the sync.failed record: %s", exc)
 
     def _send(self, export_name: str, result_id: str, state: ResultState, created_at: str, detail: str) -> None:
         """Notify an expired (``detail``: expires_at) or failed (``detail``: the error) result, once."""
 
         def send() -> None:
             if state == ResultState.EXPIRED:
-                publish_expired(self._notifier, export_name, result_id, created_at, detail)
+                notices.result_expired(self._notifier, export_name, result_id, created_at, detail)
             else:
-                publish_failed(self._notifier, export_name, result_id, detail)
+                notices.result_failed(self._notifier, export_name, result_id, detail)
 
-        notify_once(self._ledger, export_name, result_id, state, send)
-
-
-def publish_expired(notifier: Notifier, export_name: str, result_id: str, created_at: str, expires_at: str) -> None:
-    """``result.expired``: the result expired on the gateway before it could be copied."""
-    notifier.publish(
-        "result.expired",
-        export_name,
-        f"exportlake: result {result_id} of {export_name} expired before it was copied",
-        {"export": export_name, "result_id": result_id, "created_at": created_at, "expires_at": expires_at or None},
-    )
-
-
-def publish_failed(notifier: Notifier, export_name: str, result_id: str, error: str) -> None:
-    """``result.failed``: copying the result failed for good (retries exhausted, or an error no retry fixes)."""
-    notifier.publish(
-        "result.failed",
-        export_name,
-        f"exportlake: copying result {result_id} of {export_name} failed",
-        {"export": export_name, "result_id": result_id, "error": error[:1000]},
-    )
+        notices.notify_once(self._ledger, export_name, result_id, state, send)

@@ -7,6 +7,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from exportlake.domain.location import ResultLocation
+from exportlake.domain.manifest import ManifestPart
 from exportlake.domain.models import CopyJob, Export, ResultRef, ResultState
 
 
@@ -27,14 +29,42 @@ class LedgerEntry:
     notified: bool = False
     error: str = ""
     attempts: int = 0
+    #: Who holds the copy lease, and until when (ISO 8601 UTC); empty when nobody does.
+    lease_owner: str = ""
+    lease_until: str = ""
+    #: Who holds the claim to send this result's notification, and until when.
+    notify_owner: str = ""
+    notify_until: str = ""
+    #: True once the planner's SendMessage for a "queued" entry went out.
+    enqueued: bool = False
+
+    def lease_live(self, now: str) -> bool:
+        """True while a copy lease is held and not lapsed at ``now`` (ISO 8601, comparable as text)."""
+        return bool(self.lease_until) and self.lease_until >= now
+
+    @property
+    def ref(self) -> ResultRef:
+        """The result this entry records (raises ``ValidationError`` if the stored values are not valid)."""
+        return ResultRef.from_api(
+            self.export_name,
+            {"id": self.result_id, "created_at": self.created_at, "expires_at": self.expires_at or None},
+        )
+
+
+#: Called with (what, item as text, error) for each item from the API that fails validation and is skipped.
+OnInvalid = Callable[[str, str, Exception], None]
 
 
 class Gateway(Protocol):
-    """The NeoDay gateway, authenticated."""
+    """The NeoDay gateway, authenticated.
 
-    def list_exports(self) -> list[Export]: ...
+    With ``on_invalid``, an item that fails validation is reported through it and skipped (one bad item never
+    hides the others); without it, the first bad item raises ``ValidationError``.
+    """
 
-    def list_results(self, export_name: str) -> list[ResultRef]: ...
+    def list_exports(self, on_invalid: OnInvalid | None = None) -> list[Export]: ...
+
+    def list_results(self, export_name: str, on_invalid: OnInvalid | None = None) -> list[ResultRef]: ...
 
     def download_url(self, result_id: str) -> str: ...
 
@@ -42,39 +72,150 @@ class Gateway(Protocol):
 
 
 class Ledger(Protocol):
-    """Per-result state, with conditional transitions so concurrent runs never double a step."""
+    """Per-result state, with conditional transitions so concurrent runs never double a step.
+
+    Times are ISO 8601 UTC strings (comparable as text). ``owner`` is a lease owner token
+    (``domain.lease.new_owner``); ``take_over`` names a provably dead holder whose lease may be replaced now.
+    """
 
     def entries(self, export_name: str) -> dict[str, LedgerEntry]: ...
 
     def get(self, export_name: str, result_id: str) -> LedgerEntry | None: ...
 
-    def claim_queued(self, ref: ResultRef, *, retry_failed: bool = False, stale_before: str = "") -> bool: ...
+    def claim_queued(
+        self,
+        ref: ResultRef,
+        *,
+        retry_failed: bool = False,
+        unsent_before: str = "",
+        queued_before: str = "",
+        now: str = "",
+    ) -> bool: ...
+
+    def mark_enqueued(self, ref: ResultRef) -> None: ...
 
     def release_queued(self, ref: ResultRef) -> None: ...
 
-    def mark_expired(self, ref: ResultRef, *, stale_before: str = "") -> bool: ...
+    def mark_expired(self, ref: ResultRef, *, now: str = "") -> bool: ...
 
-    def start_copy(self, job: CopyJob, lease_seconds: int) -> LedgerEntry | None: ...
+    def start_copy(
+        self, job: CopyJob, owner: str, lease_seconds: float, *, take_over: str = ""
+    ) -> LedgerEntry | None: ...
 
-    def mark_copied(self, job: CopyJob, *, rows: int, size: int, table: str, location: str) -> bool: ...
+    def renew_lease(self, job: CopyJob, owner: str, lease_seconds: float) -> bool: ...
+
+    def mark_copied(self, job: CopyJob, owner: str, *, rows: int, size: int, table: str, location: str) -> bool: ...
 
     def claim_notification(
-        self, export_name: str, result_id: str, lease_seconds: int, state: ResultState = ResultState.COPIED
+        self,
+        export_name: str,
+        result_id: str,
+        lease_seconds: float,
+        state: ResultState = ResultState.COPIED,
+        *,
+        owner: str = "",
+        take_over: str = "",
     ) -> bool: ...
 
     def release_notification(self, export_name: str, result_id: str) -> None: ...
 
     def mark_notified(self, export_name: str, result_id: str) -> None: ...
 
-    def end_attempt(self, job: CopyJob, error: str) -> None: ...
+    def end_attempt(self, job: CopyJob, owner: str, error: str) -> None: ...
 
-    def mark_failed(self, job: CopyJob, error: str) -> bool: ...
+    def mark_failed(self, job: CopyJob, error: str, *, owner: str = "") -> bool: ...
+
+    def claim_alert(self, key: str, fingerprint: str, resend_before: str) -> bool: ...
+
+    def release_alert(self, key: str) -> None: ...
+
+    def alerts(self) -> dict[str, str]: ...
+
+    def cursor(self) -> str: ...
+
+    def save_cursor(self, export_name: str) -> None: ...
+
+
+class Sink(Protocol):
+    """A writable object being uploaded: visible (whole) only after ``close()``; ``abort()`` discards it."""
+
+    def write(self, data: Any, /) -> int: ...
+
+    def close(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class LakeStore(Protocol):
+    """The lake bucket as the copy service needs it (keys are relative to the bucket)."""
+
+    bucket: str
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def put(self, key: str, body: bytes, content_type: str) -> None: ...
+
+    def list_keys(self, prefix: str) -> list[str]: ...
+
+    def delete(self, keys: Sequence[str]) -> None: ...
+
+    def open_object(self, key: str, content_type: str) -> Sink: ...
+
+    def abort_uploads(self, prefix: str) -> int: ...
+
+
+class Catalog(Protocol):
+    """The Glue Data Catalog: one table per export type, one partition per result."""
+
+    database: str
+
+    def columns(self, table: str) -> list[str] | None: ...
+
+    def create_table(self, table: str, columns: Sequence[str], description: str = "") -> None: ...
+
+    def add_columns(self, table: str, new_columns: Sequence[str]) -> list[str]: ...
+
+    def partition_exists(self, table: str, values: Sequence[str]) -> bool: ...
+
+    def register_partition(self, table: str, values: Sequence[str], location: str, columns: Sequence[str]) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """What the converter wrote for one document: where, how many rows, its parts and its raw original."""
+
+    place: ResultLocation
+    rows: int
+    bytes_in: int
+    sha256: str
+    fields: tuple[str, ...]
+    parts: tuple[ManifestPart, ...]
+    raw_gzip_bytes: int
+
+
+class Converter(Protocol):
+    """Streams one downloaded document into the lake: raw gzip original plus Parquet parts (not yet visible).
+
+    ``place(table)`` gives the location once the document's key is known; ``check()`` is called before each
+    object is completed and raises to stop (a lost lease). On failure nothing it completed is left behind.
+    """
+
+    def convert(
+        self,
+        chunks: Iterator[bytes],
+        *,
+        raw_key: str,
+        place: Callable[[str], ResultLocation],
+        check: Callable[[], None],
+    ) -> Conversion: ...
 
 
 class JobQueue(Protocol):
     """The copy-jobs queue."""
 
     def send(self, jobs: Sequence[CopyJob]) -> None: ...
+
+    def discard_dead_letters(self, results: set[tuple[str, str]]) -> int: ...
 
 
 class Notifier(Protocol):
@@ -106,24 +247,3 @@ def chunks_of(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
             batch = []
     if batch:
         yield batch
-
-
-#: How long a claim to send one notification lasts (a sender that dies lets a retry send it after this).
-NOTIFY_LEASE_SECONDS = 300
-
-
-def notify_once(ledger: Ledger, export_name: str, result_id: str, state: ResultState, send: Callable[[], None]) -> bool:
-    """Send a result's notification unless it was sent or is being sent; True if this call sent it.
-
-    Claim (a conditional lease in the ledger), send, then record it as sent; a failed send gives the claim back
-    so the next attempt sends it.
-    """
-    if not ledger.claim_notification(export_name, result_id, NOTIFY_LEASE_SECONDS, state):
-        return False
-    try:
-        send()
-    except BaseException:
-        ledger.release_notification(export_name, result_id)
-        raise
-    ledger.mark_notified(export_name, result_id)
-    return True

@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from exportlake import bootstrap
-from exportlake.domain.errors import DocumentError, DownloadRefused, ValidationError
+from exportlake.domain.errors import DocumentError, DownloadRefused, HeldElsewhere, ValidationError
 from exportlake.domain.limits import MAX_RECEIVES
 from exportlake.domain.models import CopyJob
 from exportlake.handlers.common import PowertoolsMetrics, logger, metrics, tracer
@@ -25,18 +25,21 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 def copy_one(record: SQSRecord) -> None:
     """Copy the result named by one message; raise to hand the message back to the queue."""
     job = CopyJob.from_json(record.body)
-    copier = bootstrap.copier(PowertoolsMetrics(metrics))
+    service = bootstrap.build_copy_service(PowertoolsMetrics(metrics))
     logger.append_keys(export=job.export_name, result_id=job.result_id)
     try:
-        outcome = copier.copy(job)
+        outcome = service.copy(job)
     except PERMANENT as exc:
         logger.error("copy failed for good", extra={"error": str(exc)})
-        copier.fail(job, f"{type(exc).__name__}: {exc}")
+        service.fail(job, f"{type(exc).__name__}: {exc}")
         return
+    except HeldElsewhere as exc:  # another live copier is on it: try again later, never "failed"
+        logger.info("copy held by another copier", extra={"error": str(exc)})
+        raise
     except Exception as exc:
         receives = int(record.attributes.approximate_receive_count or 1)
         if receives >= MAX_RECEIVES:
-            copier.fail(job, f"{type(exc).__name__}: {exc} (after {receives} attempts)")
+            service.fail(job, f"{type(exc).__name__}: {exc} (after {receives} attempts)")
         logger.warning("copy attempt failed", extra={"error": str(exc), "receives": receives})
         raise
     finally:

@@ -18,12 +18,16 @@ from exportlake.handlers.common import PowertoolsMetrics, logger, metrics, trace
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Plan every export; fail the invocation (after planning the others) if any export failed."""
     retry_failed = bool(event.get("retry_failed")) if isinstance(event, dict) else False
-    report = bootstrap.planner(PowertoolsMetrics(metrics)).run(now_utc(), retry_failed=retry_failed)
+    report = bootstrap.build_planner(PowertoolsMetrics(metrics)).run(
+        now_utc(), retry_failed=retry_failed, remaining=lambda: context.get_remaining_time_in_millis() / 1000
+    )
     summary = {
         "exports": report.exports,
         "enqueued": len(report.enqueued),
         "expired": len(report.expired),
         "errors": report.errors,
+        "invalid": len(report.invalid),
+        "deferred": len(report.deferred),
     }
     logger.info("planned", extra=summary)
     if report.errors:

@@ -8,16 +8,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import re
+import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from exportlake import bootstrap
+from exportlake.domain.errors import ExportlakeError
+from exportlake.domain.lease import holder_is_dead
 from exportlake.domain.limits import MAX_RECEIVES
-from exportlake.domain.models import ResultState
+from exportlake.domain.models import CopyJob, ResultState
+from exportlake.domain.planning import iso
+from exportlake.domain.ports import LedgerEntry
 from exportlake.settings import queue_name
 
 MAX_ROUNDS = 10_000  # a bound on the drain loop, far above any real queue
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -74,9 +84,22 @@ def sqs_event(messages: list[dict[str, Any]], queue_url: str, region: str) -> di
     }
 
 
+#: Exit status of a sync that could not finish a result because another live copier holds it.
+EXIT_HELD = 3
+#: How long a sync waits for results held by other live copiers before it gives up and says so.
+HELD_WAIT_SECONDS = 60.0
+#: Rounds of "finish what the ledger says is unfinished" in one sync (each drains the queue).
+MAX_FINISH_ROUNDS = 5
+
+_UPLOAD_KEY = re.compile(
+    r"^(?:raw/(?P<e1>[a-z0-9][a-z0-9_-]*)/(?P<r1>[A-Za-z0-9]+)\.json\.gz"
+    r"|lake/[a-z][a-z0-9_]*/export_name=(?P<e2>[a-z0-9][a-z0-9_-]*)/created_date=[0-9-]+/result_id=(?P<r2>[A-Za-z0-9]+)/.*)$"
+)
+
+
 @dataclass
 class SyncReport:
-    """What one local sync did."""
+    """What one local sync did, and what the ledger says is left."""
 
     planned: dict[str, Any] = field(default_factory=dict)
     planner_error: str = ""
@@ -84,11 +107,28 @@ class SyncReport:
     copied: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str, str]] = field(default_factory=list)
     retried: int = 0
+    #: Results the ledger still has in flight at the end: (export, result id, state).
+    pending: list[tuple[str, str, str]] = field(default_factory=list)
+    #: Results that another live copier still held when this sync gave up waiting.
+    held: list[tuple[str, str]] = field(default_factory=list)
+    #: Results found unfinished in the ledger (left by earlier, killed runs) and finished by this sync.
+    recovered: list[tuple[str, str]] = field(default_factory=list)
+    #: Multipart uploads left open by killed runs and aborted by this sync.
+    aborted_uploads: int = 0
 
     @property
     def ok(self) -> bool:
-        """True when everything copyable was copied."""
-        return not self.failed and not self.planner_error
+        """True when the ledger says everything copyable is in the lake."""
+        return not self.failed and not self.planner_error and not self.pending and not self.held
+
+    @property
+    def exit_code(self) -> int:
+        """0 when ``ok``; ``EXIT_HELD`` when only results held by other live copiers are left; else 1."""
+        if self.ok:
+            return 0
+        if self.held and not self.failed and not self.planner_error:
+            return EXIT_HELD
+        return 1
 
 
 def run_planner(retry_failed: bool = False) -> dict[str, Any]:
@@ -162,20 +202,110 @@ def _to_dead_letter(sqs: Any, queue_url: str, message: dict[str, Any]) -> None:
     sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
-def sync(retry_failed: bool = False) -> SyncReport:
-    """Plan, then run every copy job to completion, as the deployed pipeline would."""
+def _unfinished(entries: list[LedgerEntry]) -> list[LedgerEntry]:
+    """Entries a sync must still act on: in flight, or copied but never announced."""
+    return [
+        e
+        for e in entries
+        if e.state in (ResultState.QUEUED, ResultState.COPYING) or (e.state == ResultState.COPIED and not e.notified)
+    ]
+
+
+def _held_by_live(entry: LedgerEntry, now: str) -> bool:
+    """True if another copier that may be alive holds the entry's copy or notification lease."""
+    if entry.lease_live(now) and not holder_is_dead(entry.lease_owner):
+        return True
+    return bool(entry.notify_until) and entry.notify_until >= now and not holder_is_dead(entry.notify_owner)
+
+
+def _jobs(entries: list[LedgerEntry]) -> list[CopyJob]:
+    jobs: list[CopyJob] = []
+    for e in entries:
+        try:
+            jobs.append(CopyJob.for_result(e.ref))
+        except ExportlakeError as exc:  # a ledger entry we cannot turn back into a job: say so, don't hide it
+            log.error("ledger entry %s/%s is not a valid job: %s", e.export_name, e.result_id, exc)
+    return jobs
+
+
+def finish_unfinished(report: SyncReport, seen: set[tuple[str, str]], *, wait: float = HELD_WAIT_SECONDS) -> None:
+    """Make the ledger the truth: queue and copy every unfinished result nobody live holds, wait for the rest.
+
+    Results left "queued"/"copying" by killed runs (or whose messages are hidden by a killed receive) are found
+    here, not 24 hours later; the same copier code runs on them through the same queue and event shapes.
+    """
+    ledger = bootstrap.ledger()
+    queue = bootstrap.job_queue()
+    deadline = time.monotonic() + wait
+    rounds = 0
+    while True:
+        now = iso(datetime.now(UTC))
+        left = _unfinished(ledger.all_entries())
+        ready = [e for e in left if not _held_by_live(e, now)]
+        held = [e for e in left if _held_by_live(e, now)]
+        if ready and rounds < MAX_FINISH_ROUNDS:
+            rounds += 1
+            jobs = _jobs(ready)
+            report.recovered.extend(
+                (j.export_name, j.result_id) for j in jobs if (j.export_name, j.result_id) not in seen
+            )
+            queue.send(jobs)
+            invocations, retried, more = drain_queue()
+            report.invocations += invocations
+            report.retried += retried
+            seen |= more
+            continue
+        if not held:
+            return  # done, or what is left is reported as pending
+        if time.monotonic() >= deadline:
+            report.held.extend((e.export_name, e.result_id) for e in held)
+            return
+        time.sleep(1.0)  # a live holder renews its lease; a dead one's lapses within the lease time
+
+
+def sweep_uploads() -> int:
+    """Abort multipart uploads that killed runs left open, unless a live copier holds their result."""
+    store = bootstrap.lake_store()
+    ledger = bootstrap.ledger()
+    now = iso(datetime.now(UTC))
+    aborted = 0
+    for key, upload_id in store.open_uploads():
+        m = _UPLOAD_KEY.match(key)
+        if m is None:
+            continue
+        entry = ledger.get(m["e1"] or m["e2"], m["r1"] or m["r2"])
+        if entry is not None and _held_by_live(entry, now):
+            continue
+        store.abort_upload(key, upload_id)
+        aborted += 1
+    return aborted
+
+
+def sync(retry_failed: bool = False, *, wait: float = HELD_WAIT_SECONDS) -> SyncReport:
+    """Plan, run every copy job, then finish whatever the ledger says is unfinished, as the pipeline would.
+
+    ``report.ok`` (exit 0) means the ledger holds every copyable result as copied and announced.
+    """
     report = SyncReport()
     try:
         report.planned = run_planner(retry_failed)
     except Exception as exc:  # the planner plans every export it can before it raises; copy those anyway
         report.planner_error = str(exc)
     report.invocations, report.retried, seen = drain_queue()
+    finish_unfinished(report, seen, wait=wait)
+    report.aborted_uploads = sweep_uploads()
     ledger = bootstrap.ledger()
-    for export_name, result_id in sorted(seen):
-        entry = ledger.get(export_name, result_id)
-        if entry is not None and entry.state == ResultState.COPIED:
-            report.copied.append((export_name, result_id))
-        else:
-            state = entry.state.value if entry else "missing"
-            report.failed.append((export_name, result_id, entry.error if entry and entry.error else state))
+    held = set(report.held)
+    for entry in sorted(ledger.all_entries(), key=lambda e: (e.export_name, e.result_id)):
+        key = (entry.export_name, entry.result_id)
+        if entry.state == ResultState.COPIED:
+            if key in seen:
+                report.copied.append(key)
+        elif entry.state == ResultState.FAILED:
+            report.failed.append((*key, entry.error or "failed"))
+        elif entry.state in (ResultState.QUEUED, ResultState.COPYING) and key not in held:
+            report.pending.append((*key, entry.state.value))
+    if retry_failed:
+        # Results landed by this retry: their dead letters are moot (and would keep the DLQ alarm red).
+        bootstrap.job_queue().discard_dead_letters(set(report.copied))
     return report
