@@ -10,11 +10,14 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from exportlake.settings import is_host_pattern
+
+if TYPE_CHECKING:
+    import aws_cdk as cdk
 
 #: Every context key with its default (the same values as ``cdk.json``) and its meaning (for the docs table).
 DEFAULTS: dict[str, Any] = {
@@ -62,6 +65,13 @@ class Config:
     freshness_hours: int
     copier_memory_mb: int
     bytes_scanned_cutoff_mb: int
+
+    @property
+    def removal_policy(self) -> cdk.RemovalPolicy:
+        """What deleting the stack does to data (bucket, ledger, secret, logs): kept unless ``retainData`` is false."""
+        import aws_cdk as cdk  # here, not at the top: validating a config needs no jsii process
+
+        return cdk.RemovalPolicy.RETAIN if self.retain_data else cdk.RemovalPolicy.DESTROY
 
     @classmethod
     def from_context(cls, get: Callable[[str], Any]) -> Config:

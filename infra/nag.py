@@ -9,6 +9,7 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
+from exportlake.adapters import permissions
 from infra.stack import ExportLakeStack
 
 XRAY_REASON = (
@@ -25,24 +26,18 @@ def acknowledge(scope: IConstruct, finding: str, reason: str) -> None:
 def add_nag(app: cdk.App, stack: ExportLakeStack) -> None:
     """Add the checks to ``app`` and acknowledge the findings the design accepts, each with its reason."""
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    pipeline = stack.pipeline
+    functions = stack.functions
     runtime_reason = (
         "Python 3.12 is pinned on purpose: the asset's wheels (pyarrow, msgspec, isal) are built for cp312 and "
         "the runtime is tested on 3.12; the runtime moves with requirements and the test interpreter together."
     )
-    kms_reason = (
-        "Publishing to the KMS-encrypted topic needs kms:GenerateDataKey* and kms:Decrypt on that one key "
-        "(grant made by topic.grant_publish); the resource is the topic's key only."
-    )
-    for fn, role in ((pipeline.planner, "PlannerRole"), (pipeline.copier, "CopierRole")):
+    for fn, role in ((functions.planner, "PlannerRole"), (functions.copier, "CopierRole")):
         acknowledge(fn, "L1", runtime_reason)
-        policy = pipeline.node.find_child(role)
-        acknowledge(policy, "IAM5[Resource::*]", XRAY_REASON)
-        acknowledge(policy, "IAM5[Action::kms:GenerateDataKey*]", kms_reason)
+        acknowledge(functions.node.find_child(role), "IAM5[Resource::*]", XRAY_REASON)
 
-    copier_role = pipeline.node.find_child("CopierRole")
+    copier_role = functions.node.find_child("CopierRole")
     bucket_arn = stack.resolve(stack.lake.bucket.bucket_arn)["Fn::GetAtt"][0]
-    for prefix in ("lake", "raw", "manifests"):
+    for prefix in sorted({p for g in permissions.GRANTS[permissions.COPIER] for p in g.prefixes}):
         acknowledge(
             copier_role,
             f"IAM5[Resource::<{bucket_arn}.Arn>/{prefix}/*]",
@@ -64,15 +59,21 @@ def add_nag(app: cdk.App, stack: ExportLakeStack) -> None:
             "AWS (no API to mint a new pair), so rotation is done by the vendor and pasted into the secret.",
         )
     acknowledge(
-        pipeline.schedule_dlq,
+        stack.schedule.dlq,
         "SQS3",
         "This queue is itself a dead-letter queue: the EventBridge Scheduler target's DLQ (CDK names it only on "
         "the schedule, so the check does not see the redrive).",
     )
+    acknowledge(
+        stack.schedule.failed_runs,
+        "SQS3",
+        "This queue is itself a dead-letter queue: the planner's on-failure destination for async invocations "
+        "that failed every retry (alarmed), so it needs no DLQ of its own.",
+    )
     scheduler_role = next(c for c in stack.node.children if c.node.id.startswith("SchedulerRoleForTarget"))
     acknowledge(
         scheduler_role,
-        f"IAM5[Resource::<{stack.resolve(pipeline.planner.function_arn)['Fn::GetAtt'][0]}.Arn>:*]",
+        f"IAM5[Resource::<{stack.resolve(functions.planner.function_arn)['Fn::GetAtt'][0]}.Arn>:*]",
         "Made by the Scheduler LambdaInvoke target: lambda:InvokeFunction on the planner and its versions/aliases "
         "(':*' qualifier), nothing else.",
     )

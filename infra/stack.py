@@ -1,20 +1,27 @@
-"""The one exportlake stack: lake, catalog, ledger, secret, alerts and pipeline wired together."""
+"""The one exportlake stack: lake, catalog, ledger, secret, queue, functions, schedule and alerts wired together.
+
+The functions' IAM grants are made here, in one place, from ``exportlake.adapters.permissions``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from exportlake.adapters import permissions
 from infra import bundling
 from infra.config import Config
 from infra.constructs.alerts import Alerts
 from infra.constructs.catalog import Catalog
+from infra.constructs.functions import Functions
 from infra.constructs.lake import Lake
 from infra.constructs.ledger import Ledger
-from infra.constructs.pipeline import Pipeline
+from infra.constructs.queue import CopyQueue
+from infra.constructs.schedule import Schedule
 from infra.constructs.secret import GatewaySecret
 
 
@@ -38,23 +45,36 @@ class ExportLakeStack(cdk.Stack):
         self.ledger = Ledger(self, "Ledger", config=config)
         self.secret = GatewaySecret(self, "GatewaySecret", config=config)
         self.alerts = Alerts(self, "Alerts", config=config)
-        self.pipeline = Pipeline(
+        self.copy_jobs = CopyQueue(self, "CopyJobs")
+        # The runtime's settings contract (exportlake.settings).
+        environment = {
+            "EXPORTLAKE_GATEWAY_URL": config.gateway_url,
+            "EXPORTLAKE_SECRET_ID": self.secret.secret_id,
+            "EXPORTLAKE_BUCKET": self.lake.bucket.bucket_name,
+            "EXPORTLAKE_GLUE_DATABASE": self.catalog.database_name,
+            "EXPORTLAKE_LEDGER_TABLE": self.ledger.table.table_name,
+            "EXPORTLAKE_TOPIC_ARN": self.alerts.topic.topic_arn,
+            "EXPORTLAKE_QUEUE_URL": self.copy_jobs.queue.queue_url,
+            "EXPORTLAKE_DLQ_URL": self.copy_jobs.dlq.queue_url,
+            "EXPORTLAKE_DOWNLOAD_HOSTS": ",".join(config.download_hosts),
+        }
+        self.functions = Functions(
             self,
-            "Pipeline",
+            "Functions",
             config=config,
             code=code or bundling.lambda_code(),
-            bucket=self.lake.bucket,
-            ledger=self.ledger.table,
-            secret=self.secret.secret,
-            secret_id=self.secret.secret_id,
-            topic=self.alerts.topic,
-            glue_database=self.catalog.database_name,
+            environment=environment,
+            queue=self.copy_jobs.queue,
         )
+        self.schedule = Schedule(self, "Schedule", config=config, planner=self.functions.planner)
+        for name, fn in ((permissions.PLANNER, self.functions.planner), (permissions.COPIER, self.functions.copier)):
+            self._grant(name, fn)
         self.alerts.watch(
-            planner=self.pipeline.planner,
-            copier=self.pipeline.copier,
-            copy_dlq=self.pipeline.copy_dlq,
-            schedule_dlq=self.pipeline.schedule_dlq,
+            planner=self.functions.planner,
+            copier=self.functions.copier,
+            copy_dlq=self.copy_jobs.dlq,
+            schedule_dlq=self.schedule.dlq,
+            failed_runs=self.schedule.failed_runs,
         )
 
         outputs = {
@@ -63,10 +83,47 @@ class ExportLakeStack(cdk.Stack):
             "TopicArn": (self.alerts.topic.topic_arn, "Notifications: subscribe, filter on event_type/export"),
             "AthenaWorkGroup": (self.catalog.workgroup.ref, "Athena workgroup to query the lake with"),
             "GlueDatabase": (self.catalog.database_name, "Glue database holding one table per export type"),
-            "QueueUrl": (self.pipeline.queue.queue_url, "The copy-jobs queue"),
+            "QueueUrl": (self.copy_jobs.queue.queue_url, "The copy-jobs queue"),
             "LedgerTable": (self.ledger.table.table_name, "The ledger (one item per export result)"),
             "DashboardName": (self.alerts.dashboard.dashboard_name, "CloudWatch dashboard"),
-            "PlannerFunction": (self.pipeline.planner.function_name, "Invoke it to sync now instead of waiting"),
+            "PlannerFunction": (self.functions.planner.function_name, "Invoke it to sync now instead of waiting"),
         }
         for name, (value, description) in outputs.items():
             cdk.CfnOutput(self, name, value=value, description=description)
+
+    def resources_of(self, function: str, grant: permissions.Grant) -> list[str]:
+        """The ARNs a grant's symbolic resource stands for in this stack."""
+        bucket = self.lake.bucket
+        database = self.catalog.database_name
+        arns: dict[str, list[str]] = {
+            permissions.SECRET: [self.secret.policy_arn],
+            permissions.LEDGER: [self.ledger.table.table_arn],
+            permissions.COPY_QUEUE: [self.copy_jobs.queue.queue_arn],
+            permissions.COPY_DLQ: [self.copy_jobs.dlq.queue_arn],
+            permissions.PLANNER_FAILURES: [self.schedule.failed_runs.queue_arn],
+            permissions.TOPIC: [self.alerts.topic.topic_arn],
+            permissions.TOPIC_KEY: [self.alerts.key.key_arn],
+            permissions.BUCKET: [bucket.bucket_arn],
+            permissions.OBJECTS: [bucket.arn_for_objects(f"{prefix}/*") for prefix in grant.prefixes],
+            permissions.GLUE: [
+                self.format_arn(service="glue", resource="catalog"),
+                self.format_arn(service="glue", resource="database", resource_name=database),
+                self.format_arn(service="glue", resource="table", resource_name=f"{database}/*"),
+            ],
+            permissions.LOG_GROUP: [self.functions.log_groups[function].log_group_arn],
+            permissions.ANY: ["*"],
+        }
+        return arns[grant.resource]
+
+    def _grant(self, function: str, fn: lambda_.Function) -> None:
+        grants = permissions.GRANTS[function] + permissions.LAMBDA_GRANTS[function]
+        for grant in grants:
+            if grant == permissions.TRACING:
+                continue  # CDK adds it for Tracing.ACTIVE
+            fn.add_to_role_policy(
+                iam.PolicyStatement(
+                    sid=grant.sid,
+                    actions=list(grant.actions),
+                    resources=self.resources_of(function, grant),
+                )
+            )

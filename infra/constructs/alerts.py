@@ -13,12 +13,23 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from exportlake.domain import metricnames as m
 from infra.config import Config
 
 #: Powertools Metrics: namespace = POWERTOOLS_METRICS_NAMESPACE, one dimension ``service``.
-METRICS_NAMESPACE = "exportlake"
-METRICS_DIMENSIONS = {"service": "exportlake"}
+METRICS_NAMESPACE = m.NAMESPACE
+METRICS_DIMENSIONS = {"service": m.SERVICE}
 ALARM_PERIOD = cdk.Duration.minutes(5)
+#: Runtime metrics that must stay at zero: alarm name → (metric, what a non-zero value means).
+ZERO_METRIC_ALARMS = {
+    "ResultsExpiredAlarm": (m.RESULTS_EXPIRED, "export results expired on the gateway before they were copied"),
+    "ResultsExpiringAlarm": (m.RESULTS_EXPIRING, "export results not copied yet expire soon on the gateway"),
+    "RunsFailedAlarm": (
+        m.RUNS_FAILED,
+        "a sync run failed as a whole (credentials, secret or gateway; see the sync.failed notice)",
+    ),
+    "ItemsInvalidAlarm": (m.ITEMS_INVALID, "items from the gateway failed validation and were skipped"),
+}
 
 
 def runtime_metric(name: str, period: cdk.Duration, statistic: str = "Sum") -> cloudwatch.Metric:
@@ -74,8 +85,10 @@ class Alerts(Construct):
         copier: lambda_.IFunction,
         copy_dlq: sqs.IQueue,
         schedule_dlq: sqs.IQueue,
+        failed_runs: sqs.IQueue,
     ) -> None:
-        """Alarms on DLQ depth, function errors and data freshness, and the dashboard."""
+        """Alarms on DLQ depth, function errors, failure metrics and data freshness, the dashboard, and the topic
+        policy that lets these alarms publish."""
         above_zero = {
             "threshold": 0,
             "evaluation_periods": 1,
@@ -85,6 +98,7 @@ class Alerts(Construct):
         for name, queue, what in (
             ("CopyDlqAlarm", copy_dlq, "copy jobs failed every retry and wait in the copy-jobs DLQ"),
             ("ScheduleDlqAlarm", schedule_dlq, "the scheduler could not invoke the planner (see the schedule DLQ)"),
+            ("FailedRunsAlarm", failed_runs, "planner runs failed after Lambda's retries (see the failed-runs queue)"),
         ):
             self._alarm(
                 name,
@@ -99,11 +113,13 @@ class Alerts(Construct):
                 metric=fn.metric_errors(period=ALARM_PERIOD, statistic="Sum"),
                 **above_zero,
             )
+        for name, (metric_name, what) in ZERO_METRIC_ALARMS.items():
+            self._alarm(name, f"exportlake: {what}", metric=runtime_metric(metric_name, ALARM_PERIOD), **above_zero)
         hours = self.config.freshness_hours
         self.freshness = self._alarm(
             "FreshnessAlarm",
             f"exportlake: no export result copied in the last {hours} hour(s)",
-            metric=runtime_metric("ResultsCopied", cdk.Duration.hours(hours)),
+            metric=runtime_metric(m.RESULTS_COPIED, cdk.Duration.hours(hours)),
             threshold=1,
             evaluation_periods=1,
             comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
@@ -118,14 +134,14 @@ class Alerts(Construct):
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Results and rows copied",
-                left=[runtime_metric("ResultsCopied", hour)],
-                right=[runtime_metric("RowsCopied", hour)],
+                left=[runtime_metric(m.RESULTS_COPIED, hour)],
+                right=[runtime_metric(m.ROWS_COPIED, hour)],
                 width=12,
             ),
             cloudwatch.GraphWidget(
                 title="Bytes copied / lag (s)",
-                left=[runtime_metric("BytesCopied", hour)],
-                right=[runtime_metric("LagSeconds", hour, "Maximum")],
+                left=[runtime_metric(m.BYTES_COPIED, hour)],
+                right=[runtime_metric(m.LAG_SECONDS, hour, "Maximum")],
                 width=12,
             ),
         )
@@ -147,7 +163,39 @@ class Alerts(Construct):
                     schedule_dlq.metric_approximate_number_of_messages_visible(
                         period=ALARM_PERIOD, statistic="Maximum"
                     ),
+                    failed_runs.metric_approximate_number_of_messages_visible(period=ALARM_PERIOD, statistic="Maximum"),
                 ],
                 width=8,
             ),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Results queued / failed / expired",
+                left=[runtime_metric(n, hour) for n in (m.RESULTS_ENQUEUED, m.RESULTS_FAILED, m.RESULTS_EXPIRED)],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Expiring soon / failed runs / invalid items",
+                left=[runtime_metric(n, hour) for n in (m.RESULTS_EXPIRING, m.RUNS_FAILED, m.ITEMS_INVALID)],
+                width=12,
+            ),
+        )
+        self._allow_alarms_to_publish()
+
+    def _allow_alarms_to_publish(self) -> None:
+        # A topic policy replaces SNS's default one, and the one enforce_ssl creates holds only the TLS Deny: without
+        # this Allow no alarm could deliver. Scoped to this account's alarms of this stack (confused deputy).
+        stack = cdk.Stack.of(self)
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AlarmsPublish",
+                effect=iam.Effect.ALLOW,
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {"aws:SourceArn": [alarm.alarm_arn for alarm in self.alarms]},
+                },
+            )
         )

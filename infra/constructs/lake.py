@@ -14,11 +14,6 @@ NONCURRENT_VERSION_DAYS = 30
 INCOMPLETE_UPLOAD_DAYS = 7
 
 
-def removal_policy(config: Config) -> cdk.RemovalPolicy:
-    """Data outlives the stack unless the user set ``retainData`` to false."""
-    return cdk.RemovalPolicy.RETAIN if config.retain_data else cdk.RemovalPolicy.DESTROY
-
-
 class Lake(Construct):
     """S3: SSE-S3, versioned, TLS only, no public access, access logs, lifecycle for raw and Athena results."""
 
@@ -31,7 +26,7 @@ class Lake(Construct):
             "object_ownership": s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             "enforce_ssl": True,
             "minimum_tls_version": 1.2,
-            "removal_policy": removal_policy(config),
+            "removal_policy": config.removal_policy,
             "auto_delete_objects": destroy,
         }
         self.access_logs = s3.Bucket(

@@ -6,7 +6,6 @@ from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
 from infra.config import Config
-from infra.constructs.lake import removal_policy
 
 
 class Ledger(Construct):
@@ -25,5 +24,5 @@ class Ledger(Construct):
             ),
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             deletion_protection=config.retain_data,
-            removal_policy=removal_policy(config),
+            removal_policy=config.removal_policy,
         )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
+import aws_cdk as cdk
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra.config import Config
-from infra.constructs.lake import removal_policy
 
 PLACEHOLDER_CLIENT_ID = "REPLACE_ME"
 
@@ -27,6 +27,13 @@ class GatewaySecret(Construct):
             self.secret = secretsmanager.Secret.from_secret_name_v2(self, "Secret", config.existing_secret_name)
             # The runtime accepts a name; a name-only import has no full ARN to give it.
             self.secret_id = config.existing_secret_name
+            # For policies: the name plus the six random characters Secrets Manager appends (as CDK's grants do).
+            self.policy_arn = cdk.Stack.of(self).format_arn(
+                service="secretsmanager",
+                resource="secret",
+                resource_name=f"{config.existing_secret_name}-??????",
+                arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+            )
         else:
             secret = secretsmanager.Secret(
                 self,
@@ -38,7 +45,8 @@ class GatewaySecret(Construct):
                     exclude_punctuation=True,
                     password_length=32,
                 ),
-                removal_policy=removal_policy(config),
+                removal_policy=config.removal_policy,
             )
             self.secret = secret
             self.secret_id = secret.secret_arn
+            self.policy_arn = secret.secret_arn

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
 
 from infra.config import DEFAULTS, Config, ConfigError
@@ -91,3 +92,9 @@ def test_every_problem_is_reported_at_once() -> None:
     assert "schedule" in text
     assert "copyConcurrency" in text
     assert "cdk.json" in text
+
+
+def test_removal_policy_follows_retain_data() -> None:
+    assert Config.from_mapping({}).removal_policy == cdk.RemovalPolicy.RETAIN
+    assert Config.from_mapping({"retainData": False}).removal_policy == cdk.RemovalPolicy.DESTROY
+    assert Config.from_mapping({"retainData": "true"}).removal_policy == cdk.RemovalPolicy.RETAIN

@@ -8,10 +8,13 @@ from typing import Any
 
 from aws_cdk.assertions import Match, Template
 
+from exportlake.adapters import permissions
+from exportlake.domain import metricnames
+from exportlake.domain.limits import VISIBILITY_TIMEOUT_SECONDS
 from exportlake.domain.schemas import ATHENA_RESULTS_PREFIX, EXPORT_TYPES, PARTITION_KEYS, RAW_PREFIX
 from exportlake.settings import ENV_VARS
 from infra.constructs.catalog import PARQUET_INPUT, PARQUET_OUTPUT, PARQUET_SERDE
-from infra.constructs.pipeline import COPIER_HANDLER, GLUE_COPIER_ACTIONS, PLANNER_HANDLER
+from infra.constructs.functions import COPIER_HANDLER, PLANNER_HANDLER
 
 from .conftest import Synthesized
 
@@ -222,8 +225,11 @@ def test_function_environment_is_exactly_the_settings_contract(resources: Resour
             ("AWS::SecretsManager::Secret", "GatewaySecret"),
         ]
     }
-    # The copy-jobs queue is the one with a redrive policy (its DLQ shares the name prefix).
-    queue_id = next(k for k, v in of_type(resources, "AWS::SQS::Queue").items() if "RedrivePolicy" in v["Properties"])
+    # The copy-jobs queue is the one with a redrive policy; its DLQ is the redrive's target.
+    queue_id, queue = next(
+        (k, v) for k, v in of_type(resources, "AWS::SQS::Queue").items() if "RedrivePolicy" in v["Properties"]
+    )
+    dlq_id = queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
     expected = {
         "EXPORTLAKE_GATEWAY_URL": "https://gateway.example.neoday.com",
         "EXPORTLAKE_SECRET_ID": {"Ref": ids["AWS::SecretsManager::Secret"]},
@@ -232,6 +238,7 @@ def test_function_environment_is_exactly_the_settings_contract(resources: Resour
         "EXPORTLAKE_LEDGER_TABLE": {"Ref": ids["AWS::DynamoDB::Table"]},
         "EXPORTLAKE_TOPIC_ARN": {"Ref": ids["AWS::SNS::Topic"]},
         "EXPORTLAKE_QUEUE_URL": {"Ref": queue_id},
+        "EXPORTLAKE_DLQ_URL": {"Ref": dlq_id},
         "EXPORTLAKE_DOWNLOAD_HOSTS": "*.digitaloceanspaces.com",
         "POWERTOOLS_SERVICE_NAME": "exportlake",
         "POWERTOOLS_METRICS_NAMESPACE": "exportlake",
@@ -239,7 +246,8 @@ def test_function_environment_is_exactly_the_settings_contract(resources: Resour
     }
     for handler in (PLANNER_HANDLER, COPIER_HANDLER):
         env = function(resources, handler)[1]["Properties"]["Environment"]["Variables"]
-        assert set(env) - POWERTOOLS == set(ENV_VARS)
+        # EXPORTLAKE_DLQ_URL: the planner's --retry-failed clears the DLQ (the runtime's settings add it).
+        assert set(env) - POWERTOOLS == set(ENV_VARS) | {"EXPORTLAKE_DLQ_URL"}
         assert set(env) & POWERTOOLS == POWERTOOLS
         assert env == expected
 
@@ -257,10 +265,12 @@ def test_copy_queue_wiring(resources: Resources) -> None:
     main_id, main = next((k, v) for k, v in queues.items() if "RedrivePolicy" in v["Properties"])
     dlq_id = main["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
     assert main["Properties"]["RedrivePolicy"]["maxReceiveCount"] == 5
-    assert main["Properties"]["VisibilityTimeout"] == 6 * 900
+    # At least the copier's timeout (Lambda's rule), far below the old 6 x 900 s: a killed copier's job returns soon.
+    assert main["Properties"]["VisibilityTimeout"] == VISIBILITY_TIMEOUT_SECONDS
+    assert 900 <= VISIBILITY_TIMEOUT_SECONDS < 6 * 900
     for queue in queues.values():
         assert queue["Properties"]["SqsManagedSseEnabled"] is True
-    assert len(queues) == 3
+    assert len(queues) == 4  # copy jobs, its DLQ, the schedule's DLQ, the planner's failed runs
     assert dlq_id in queues
     copier_id, _ = function(resources, COPIER_HANDLER)
     (mapping,) = of_type(resources, "AWS::Lambda::EventSourceMapping").values()
@@ -296,7 +306,7 @@ def test_schedule(resources: Resources) -> None:
     assert target["Arn"] == {"Fn::GetAtt": [planner_id, "Arn"]}
     assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 3}
     dlq_id = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
-    assert dlq_id.startswith("PipelineScheduleDlq")
+    assert dlq_id.startswith("ScheduleDlq")
     role = resources[target["RoleArn"]["Fn::GetAtt"][0]]
     assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
         "Service": "scheduler.amazonaws.com"
@@ -307,6 +317,37 @@ def test_schedule_from_config(synth_alt: Synthesized) -> None:
     (schedule,) = of_type(synth_alt.raw["Resources"], "AWS::Scheduler::Schedule").values()
     assert schedule["Properties"]["ScheduleExpression"] == "cron(15 6 * * ? *)"
     assert schedule["Properties"]["ScheduleExpressionTimezone"] == "Europe/Amsterdam"
+
+
+def test_failed_planner_runs_land_in_an_alarmed_queue(resources: Resources) -> None:
+    planner_id, _ = function(resources, PLANNER_HANDLER)
+    (config,) = of_type(resources, "AWS::Lambda::EventInvokeConfig").values()
+    props = config["Properties"]
+    assert props["FunctionName"] == {"Ref": planner_id}
+    assert props["Qualifier"] == "$LATEST"
+    assert props["MaximumRetryAttempts"] == 2
+    queue_id = props["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
+    assert resources[queue_id]["Type"] == "AWS::SQS::Queue"
+    assert queue_id.startswith("ScheduleFailedRuns")
+    # The planner's role may send there (Lambda sends as the function), and an alarm watches the queue.
+    statements = role_statements(resources, function(resources, PLANNER_HANDLER)[1]["Properties"])
+    sends = [s for s in statements if s.get("Sid") == "FailedRunsSend"]
+    assert sends == [
+        {
+            "Sid": "FailedRunsSend",
+            "Effect": "Allow",
+            "Action": "sqs:SendMessage",
+            "Resource": {"Fn::GetAtt": [queue_id, "Arn"]},
+        }
+    ]
+    watched = [
+        a["Properties"]
+        for a in of_type(resources, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("Dimensions", [{}])[0].get("Value") == {"Fn::GetAtt": [queue_id, "QueueName"]}
+    ]
+    assert len(watched) == 1
+    assert watched[0]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert watched[0]["Threshold"] == 0
 
 
 # --- IAM --------------------------------------------------------------------------------------------------------
@@ -328,31 +369,87 @@ def test_no_wildcard_actions_or_resources_on_data(resources: Resources) -> None:
                 assert set(actions) <= XRAY, (logical_id, actions)
 
 
-def test_planner_grants(resources: Resources) -> None:
-    _, planner = function(resources, PLANNER_HANDLER)
-    actions = actions_of(role_statements(resources, planner["Properties"]))
-    assert "secretsmanager:GetSecretValue" in actions
-    assert {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:Query"} <= actions
-    assert {"sns:Publish", "sqs:SendMessage"} <= actions
-    assert not {a for a in actions if a.startswith(("s3:", "glue:"))}
+def statements_by_sid(resources: Resources, handler: str) -> dict[str | None, dict[str, Any]]:
+    statements = role_statements(resources, function(resources, handler)[1]["Properties"])
+    by_sid = {s.get("Sid"): s for s in statements}
+    assert len(by_sid) == len(statements), "one statement per Sid"
+    return by_sid
 
 
-def test_copier_grants(resources: Resources) -> None:
-    _, copier = function(resources, COPIER_HANDLER)
-    statements = role_statements(resources, copier["Properties"])
-    actions = actions_of(statements)
-    assert {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListBucket"} <= actions
-    assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sns:Publish", "secretsmanager:GetSecretValue"} <= actions
-    assert "sqs:SendMessage" not in actions
-    (glue,) = [s for s in statements if s.get("Sid") == "GlueCatalogOfTheLake"]
-    assert sorted(glue["Action"]) == sorted(GLUE_COPIER_ACTIONS)
-    resources_text = json.dumps(glue["Resource"])
+def test_each_role_holds_exactly_the_permissions_list(resources: Resources) -> None:
+    """Both roles: the actions are exactly those of exportlake.adapters.permissions (code + Lambda service)."""
+    for name, handler in ((permissions.PLANNER, PLANNER_HANDLER), (permissions.COPIER, COPIER_HANDLER)):
+        _, fn = function(resources, handler)
+        actions = actions_of(role_statements(resources, fn["Properties"]))
+        assert actions == permissions.role_actions(name), name
+        by_sid = statements_by_sid(resources, handler)
+        for grant in permissions.GRANTS[name] + permissions.LAMBDA_GRANTS[name]:
+            if grant == permissions.TRACING:  # CDK's own statement, no Sid
+                (tracing,) = [s for s in by_sid.values() if s.get("Resource") == "*"]
+                assert sorted(listify(tracing["Action"])) == sorted(grant.actions)
+                continue
+            statement = by_sid[grant.sid]
+            assert statement["Effect"] == "Allow"
+            assert sorted(listify(statement["Action"])) == sorted(grant.actions), (name, grant.sid)
+            assert "*" not in listify(statement["Resource"]), (name, grant.sid)
+
+
+def test_grants_are_scoped_to_their_resources(resources: Resources) -> None:
+    ids = {
+        "bucket": one(resources, "AWS::S3::Bucket", "LakeBucket")[0],
+        "ledger": one(resources, "AWS::DynamoDB::Table", "Ledger")[0],
+        "topic": one(resources, "AWS::SNS::Topic", "AlertsTopic")[0],
+        "key": one(resources, "AWS::KMS::Key", "AlertsTopicKey")[0],
+        "secret": one(resources, "AWS::SecretsManager::Secret", "GatewaySecret")[0],
+        "queue": one(resources, "AWS::SQS::Queue", "CopyJobsQueue")[0],
+        "dlq": one(resources, "AWS::SQS::Queue", "CopyJobsDlq")[0],
+    }
+    planner = statements_by_sid(resources, PLANNER_HANDLER)
+    copier = statements_by_sid(resources, COPIER_HANDLER)
+    for by_sid in (planner, copier):
+        assert by_sid["GatewaySecret"]["Resource"] == {"Ref": ids["secret"]}
+        assert by_sid["Ledger"]["Resource"] == {"Fn::GetAtt": [ids["ledger"], "Arn"]}
+        assert by_sid["Notify"]["Resource"] == {"Ref": ids["topic"]}
+        assert by_sid["NotifyKey"]["Resource"] == {"Fn::GetAtt": [ids["key"], "Arn"]}
+    assert planner["CopyJobsSend"]["Resource"] == {"Fn::GetAtt": [ids["queue"], "Arn"]}
+    assert planner["CopyJobsDlqClear"]["Resource"] == {"Fn::GetAtt": [ids["dlq"], "Arn"]}
+    assert copier["CopyJobsConsume"]["Resource"] == {"Fn::GetAtt": [ids["queue"], "Arn"]}
+    assert copier["LakeBucket"]["Resource"] == {"Fn::GetAtt": [ids["bucket"], "Arn"]}
+
+    def object_prefixes(statement: dict[str, Any]) -> list[str]:
+        out = []
+        for resource in listify(statement["Resource"]):
+            head, tail = resource["Fn::Join"][1]
+            assert head == {"Fn::GetAtt": [ids["bucket"], "Arn"]}
+            out.append(tail)
+        return sorted(out)
+
+    # Writes where the copier writes; reads of manifests only; deletes of stale parts only; never athena-results/.
+    assert object_prefixes(copier["LakeWrite"]) == ["/lake/*", "/manifests/*", "/raw/*"]
+    assert object_prefixes(copier["LakeAbortUploads"]) == ["/lake/*", "/raw/*"]
+    assert object_prefixes(copier["ManifestsRead"]) == ["/manifests/*"]
+    assert object_prefixes(copier["StalePartsDelete"]) == ["/lake/*"]
+    glue = json.dumps(copier["GlueCatalogOfTheLake"]["Resource"])
     for part in (":catalog", ":database/exportlake", ":table/exportlake/*"):
-        assert part in resources_text
-    (objects,) = [s for s in statements if s.get("Sid") == "LakeObjects"]
-    prefixes = sorted(json.dumps(r) for r in objects["Resource"])
-    assert len(prefixes) == 3
-    assert not any("athena-results" in p for p in prefixes)
+        assert part in glue
+    assert len(copier["GlueCatalogOfTheLake"]["Resource"]) == 3
+    # The planner touches neither the bucket nor the catalog, the copier never queues a job.
+    assert not {a for a in permissions.role_actions(permissions.PLANNER) if a.startswith(("s3:", "glue:"))}
+    assert "sqs:SendMessage" not in permissions.role_actions(permissions.COPIER)
+
+
+def test_the_copy_queue_mapping_gets_no_extra_grant(resources: Resources) -> None:
+    """The event source mapping is plain: the copier's role holds exactly the three actions Lambda polls with."""
+    statements = role_statements(resources, function(resources, COPIER_HANDLER)[1]["Properties"])
+    sqs_actions = {a for a in actions_of(statements) if a.startswith("sqs:")}
+    assert sqs_actions == {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+
+
+def test_imported_secret_is_granted_by_name_with_the_random_suffix(synth_alt: Synthesized) -> None:
+    resources = synth_alt.raw["Resources"]
+    for handler in (PLANNER_HANDLER, COPIER_HANDLER):
+        statement = statements_by_sid(resources, handler)["GatewaySecret"]
+        assert json.dumps(statement["Resource"]).endswith(':secret:prod/neoday-gateway-??????"]]}')
 
 
 # --- secret -----------------------------------------------------------------------------------------------------
@@ -383,6 +480,23 @@ def test_topic_is_kms_encrypted_and_tls_only(resources: Resources) -> None:
     assert not of_type(resources, "AWS::SNS::Subscription")
 
 
+def test_topic_policy_lets_this_stacks_alarms_publish(resources: Resources) -> None:
+    """A topic policy replaces SNS's default: without this Allow no alarm could deliver its message."""
+    topic_id, _ = one(resources, "AWS::SNS::Topic", "AlertsTopic")
+    (policy,) = of_type(resources, "AWS::SNS::TopicPolicy").values()
+    assert policy["Properties"]["Topics"] == [{"Ref": topic_id}]
+    allows = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
+    assert len(allows) == 1
+    (allow,) = allows
+    assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert allow["Action"] == "sns:Publish"
+    assert allow["Resource"] == {"Ref": topic_id}
+    assert allow["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    source_arns = allow["Condition"]["ArnLike"]["aws:SourceArn"]
+    assert sorted(a["Fn::GetAtt"][0] for a in source_arns) == sorted(of_type(resources, "AWS::CloudWatch::Alarm"))
+    assert all(a["Fn::GetAtt"][1] == "Arn" for a in source_arns)
+
+
 def test_email_subscriptions_from_config(synth_alt: Synthesized) -> None:
     subs = of_type(synth_alt.raw["Resources"], "AWS::SNS::Subscription").values()
     assert sorted(s["Properties"]["Endpoint"] for s in subs) == ["data@example.com", "ops@example.com"]
@@ -392,9 +506,10 @@ def test_email_subscriptions_from_config(synth_alt: Synthesized) -> None:
 def test_alarms_route_to_the_topic(resources: Resources) -> None:
     topic_id, _ = one(resources, "AWS::SNS::Topic", "AlertsTopic")
     alarms = of_type(resources, "AWS::CloudWatch::Alarm")
-    assert len(alarms) == 5
+    assert len(alarms) == 10
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
+        assert alarm["Properties"]["OKActions"] == [{"Ref": topic_id}]
     by_metric = {a["Properties"].get("MetricName"): a["Properties"] for a in alarms.values()}
     fresh = by_metric["ResultsCopied"]
     assert fresh["Namespace"] == "exportlake"
@@ -408,14 +523,29 @@ def test_alarms_route_to_the_topic(resources: Resources) -> None:
         a for a in alarms.values() if a["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
     ]
     dlq_ids = {a["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for a in dlq_alarms}
-    assert len(dlq_ids) == 2
-    assert all("Dlq" in d for d in dlq_ids)
+    # Every queue but the copy-jobs queue itself is a dead-letter queue of some kind, and each is watched.
+    queues = of_type(resources, "AWS::SQS::Queue")
+    assert dlq_ids == {k for k, v in queues.items() if "RedrivePolicy" not in v["Properties"]}
+    assert len(dlq_ids) == 3
     error_alarms = [a["Properties"] for a in alarms.values() if a["Properties"].get("MetricName") == "Errors"]
     assert {a["Dimensions"][0]["Value"]["Ref"] for a in error_alarms} == {
         function(resources, PLANNER_HANDLER)[0],
         function(resources, COPIER_HANDLER)[0],
     }
-    for props in [a["Properties"] for a in dlq_alarms] + error_alarms:
+    zero_metrics = {
+        metricnames.RESULTS_EXPIRED,
+        metricnames.RESULTS_EXPIRING,
+        metricnames.RUNS_FAILED,
+        metricnames.ITEMS_INVALID,
+    }
+    metric_alarms = [a for name, a in by_metric.items() if name in zero_metrics]
+    assert len(metric_alarms) == 4
+    for props in metric_alarms:
+        assert props["Namespace"] == "exportlake"
+        assert props["Dimensions"] == [{"Name": "service", "Value": "exportlake"}]
+        assert props["Statistic"] == "Sum"
+        assert props["TreatMissingData"] == "notBreaching"
+    for props in [a["Properties"] for a in dlq_alarms] + error_alarms + metric_alarms:
         assert props["ComparisonOperator"] == "GreaterThanThreshold"
         assert props["Threshold"] == 0
 
@@ -423,7 +553,7 @@ def test_alarms_route_to_the_topic(resources: Resources) -> None:
 def test_dashboard_shows_runtime_metrics(resources: Resources) -> None:
     (dashboard,) = of_type(resources, "AWS::CloudWatch::Dashboard").values()
     body = json.dumps(dashboard["Properties"]["DashboardBody"])
-    for metric in ("ResultsCopied", "RowsCopied", "BytesCopied", "LagSeconds"):
+    for metric in metricnames.ALL:
         assert metric in body
 
 

@@ -16,3 +16,9 @@ UNSENT_AFTER_SECONDS = 120
 QUEUED_LOST_AFTER_SECONDS = VISIBILITY_TIMEOUT_SECONDS + COPIER_TIMEOUT_SECONDS
 #: The planner's Lambda timeout (seconds).
 PLANNER_TIMEOUT_SECONDS = 5 * 60
+#: The copy-jobs queue's visibility timeout (seconds): how long a received job stays invisible before SQS hands
+#: it out again. Lambda requires at least the function timeout (a running copier's message must not reappear);
+#: AWS's "6 x timeout" advice leaves room for the event source to retry throttled invokes, which the mapping's
+#: maximum concurrency already prevents. Five minutes above the timeout lets a killed copier's job come back
+#: soon after Lambda ended it (not 90 minutes later), once a ledger lease shorter than the margin has lapsed.
+VISIBILITY_TIMEOUT_SECONDS = COPIER_TIMEOUT_SECONDS + 5 * 60

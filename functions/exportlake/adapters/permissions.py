@@ -1,0 +1,177 @@
+"""The AWS actions each Lambda function may use: the one source of the stack's IAM policies. Stdlib only.
+
+``GRANTS`` holds what each function's code calls, derived from the adapter methods it uses (``USES``);
+``LAMBDA_GRANTS`` what the Lambda service itself does with the function's role (logs, X-Ray, the SQS event
+source, the planner's on-failure destination). The CDK stack builds every policy from these two;
+tests/infra/test_permissions.py compares each synthesized role with them and scans the adapters' boto3 calls,
+failing when a function uses a call that is not granted here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from exportlake.domain.schemas import MANIFESTS_PREFIX, RAW_PREFIX, TABLES_PREFIX
+
+PLANNER = "planner"
+COPIER = "copier"
+FUNCTIONS = (PLANNER, COPIER)
+
+# The resources a grant names; the stack maps each to its ARN(s).
+SECRET = "secret"  # noqa: S105 - the name of a resource kind (the gateway credentials), not a value
+LEDGER = "ledger"  # the DynamoDB table
+COPY_QUEUE = "copy_queue"  # SQS copy-jobs
+COPY_DLQ = "copy_dlq"  # its dead-letter queue
+PLANNER_FAILURES = "planner_failures"  # the planner's on-failure destination (SQS)
+TOPIC = "topic"  # SNS notifications
+TOPIC_KEY = "topic_key"  # the topic's KMS key
+BUCKET = "bucket"  # the lake bucket itself (bucket-level actions)
+OBJECTS = "objects"  # objects of the lake bucket under ``Grant.prefixes``
+GLUE = "glue"  # the catalog, the lake's database and its tables
+LOG_GROUP = "log_group"  # the function's own log group
+ANY = "*"  # actions that support no resource-level permissions
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One policy statement: ``actions`` on ``resource`` (for ``OBJECTS``: the keys under ``prefixes``)."""
+
+    sid: str
+    resource: str
+    actions: tuple[str, ...]
+    prefixes: tuple[str, ...] = ()
+
+
+_SECRET = Grant("GatewaySecret", SECRET, ("secretsmanager:GetSecretValue",))
+# Publishing to a KMS-encrypted topic: SNS makes a data key and decrypts it under the publisher's identity.
+_NOTIFY = (
+    Grant("Notify", TOPIC, ("sns:Publish",)),
+    Grant("NotifyKey", TOPIC_KEY, ("kms:Decrypt", "kms:GenerateDataKey")),
+)
+
+#: What each function's code calls.
+GRANTS: dict[str, tuple[Grant, ...]] = {
+    PLANNER: (
+        _SECRET,
+        Grant("Ledger", LEDGER, ("dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem")),
+        Grant("CopyJobsSend", COPY_QUEUE, ("sqs:SendMessage",)),
+        # ``--retry-failed``: a re-queued result's old message is taken off the DLQ.
+        Grant("CopyJobsDlqClear", COPY_DLQ, ("sqs:DeleteMessage", "sqs:ReceiveMessage")),
+        *_NOTIFY,
+    ),
+    COPIER: (
+        _SECRET,
+        Grant("Ledger", LEDGER, ("dynamodb:GetItem", "dynamodb:UpdateItem")),
+        *_NOTIFY,
+        # list_objects_v2 (stale parts of a partition) and list_multipart_uploads (uploads of killed runs).
+        # ListBucket also makes a missing manifest answer NoSuchKey (404) instead of AccessDenied (403).
+        Grant("LakeBucket", BUCKET, ("s3:ListBucket", "s3:ListBucketMultipartUploads")),
+        # Parts, raw originals and manifests (multipart uploads included: Create/UploadPart/Complete).
+        Grant("LakeWrite", OBJECTS, ("s3:PutObject",), (TABLES_PREFIX, RAW_PREFIX, MANIFESTS_PREFIX)),
+        Grant("LakeAbortUploads", OBJECTS, ("s3:AbortMultipartUpload",), (TABLES_PREFIX, RAW_PREFIX)),
+        Grant("ManifestsRead", OBJECTS, ("s3:GetObject",), (MANIFESTS_PREFIX,)),
+        # Stale parts under the prefix of a partition not registered yet.
+        Grant("StalePartsDelete", OBJECTS, ("s3:DeleteObject",), (TABLES_PREFIX,)),
+        Grant(
+            "GlueCatalogOfTheLake",
+            GLUE,
+            ("glue:BatchCreatePartition", "glue:CreateTable", "glue:GetTable", "glue:UpdateTable"),
+        ),
+    ),
+}
+
+_LOGS = Grant("OwnLogGroup", LOG_GROUP, ("logs:CreateLogStream", "logs:PutLogEvents"))
+# Added by CDK itself for Tracing.ACTIVE (the stack does not add it again).
+TRACING = Grant("Tracing", ANY, ("xray:PutTelemetryRecords", "xray:PutTraceSegments"))
+
+#: What the Lambda service does with each function's role.
+LAMBDA_GRANTS: dict[str, tuple[Grant, ...]] = {
+    PLANNER: (_LOGS, TRACING, Grant("FailedRunsSend", PLANNER_FAILURES, ("sqs:SendMessage",))),
+    COPIER: (
+        _LOGS,
+        TRACING,
+        # The event source mapping polls for the function (Lambda documents exactly these three).
+        Grant("CopyJobsConsume", COPY_QUEUE, ("sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage")),
+    ),
+}
+
+ALL_METHODS = ("*",)
+
+#: The adapter methods each function calls, by class; the source of ``GRANTS`` (the adapter scan checks it).
+#: A method of a listed class that is named nowhere here is taken as used by every function using the class.
+USES: dict[str, dict[str, tuple[str, ...]]] = {
+    PLANNER: {
+        "exportlake.adapters.secrets.SecretCredentials": ("__call__",),
+        "exportlake.adapters.ledger.DynamoLedger": (
+            "entries",
+            "claim_queued",
+            "release_queued",
+            "mark_expired",
+            "claim_notification",
+            "release_notification",
+            "mark_notified",
+        ),
+        "exportlake.adapters.queue.SqsJobQueue": ALL_METHODS,
+        "exportlake.adapters.notifier.SnsNotifier": ALL_METHODS,
+    },
+    COPIER: {
+        "exportlake.adapters.secrets.SecretCredentials": ("__call__",),
+        "exportlake.adapters.ledger.DynamoLedger": (
+            "start_copy",
+            "get",
+            "mark_copied",
+            "end_attempt",
+            "mark_failed",
+            "claim_notification",
+            "release_notification",
+            "mark_notified",
+        ),
+        "exportlake.adapters.notifier.SnsNotifier": ALL_METHODS,
+        "exportlake.adapters.catalog.GlueCatalog": ("columns", "create_table", "add_columns", "register_partition"),
+        "exportlake.adapters.s3sink.MultipartSink": ALL_METHODS,
+        "exportlake.copier.Copier": ALL_METHODS,
+    },
+}
+
+#: Adapter methods only the CLI and the local mode call (they run with the user's credentials, not a role).
+CLI_ONLY: dict[str, tuple[str, ...]] = {
+    "exportlake.adapters.ledger.DynamoLedger": ("all_entries",),
+    "exportlake.adapters.catalog.GlueCatalog": ("ensure_database", "tables", "partitions", "partition_exists"),
+    "exportlake.adapters.lakequery.LakeQuery": ALL_METHODS,
+}
+
+#: IAM actions of API operations whose action is not ``<service>:<Operation>``.
+_ACTION_OF_OPERATION: dict[tuple[str, str], str] = {
+    ("s3", "ListObjectsV2"): "s3:ListBucket",
+    ("s3", "ListObjects"): "s3:ListBucket",
+    ("s3", "ListObjectVersions"): "s3:ListBucketVersions",
+    ("s3", "HeadObject"): "s3:GetObject",
+    ("s3", "DeleteObjects"): "s3:DeleteObject",
+    ("s3", "CreateMultipartUpload"): "s3:PutObject",
+    ("s3", "UploadPart"): "s3:PutObject",
+    ("s3", "CompleteMultipartUpload"): "s3:PutObject",
+    ("s3", "ListMultipartUploads"): "s3:ListBucketMultipartUploads",
+    ("s3", "ListParts"): "s3:ListMultipartUploadParts",
+    ("sqs", "SendMessageBatch"): "sqs:SendMessage",
+    ("sqs", "DeleteMessageBatch"): "sqs:DeleteMessage",
+    ("sqs", "ChangeMessageVisibilityBatch"): "sqs:ChangeMessageVisibility",
+    ("sns", "PublishBatch"): "sns:Publish",
+}
+
+#: Actions an action needs besides itself on this stack's resources.
+IMPLIED: dict[str, tuple[str, ...]] = {"sns:Publish": ("kms:Decrypt", "kms:GenerateDataKey")}
+
+
+def iam_action(service: str, operation: str) -> str:
+    """The IAM action that authorizes API ``operation`` (e.g. ``PutItem``) of ``service`` (e.g. ``dynamodb``)."""
+    return _ACTION_OF_OPERATION.get((service, operation), f"{service}:{operation}")
+
+
+def code_actions(function: str) -> frozenset[str]:
+    """Every action ``function``'s code is granted."""
+    return frozenset(a for g in GRANTS[function] for a in g.actions)
+
+
+def role_actions(function: str) -> frozenset[str]:
+    """Every action ``function``'s role holds: its code's and the Lambda service's."""
+    return code_actions(function) | frozenset(a for g in LAMBDA_GRANTS[function] for a in g.actions)
