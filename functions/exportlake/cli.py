@@ -140,7 +140,7 @@ STATUS_COLUMNS = ("export", "newest on gateway", "newest copied", "lag", "rows c
 
 def lake_query() -> Any:
     """A DuckDB engine over the tables the Glue catalog describes (objects mirrored from S3)."""
-    from exportlake.adapters.lakequery import LakeQuery
+    from exportlake.local.lakequery import LakeQuery
 
     settings = bootstrap.settings()
     base = Path(os.environ.get("EXPORTLAKE_CACHE_DIR") or Path(tempfile.gettempdir()) / "exportlake-cache")

@@ -14,9 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
 
-from exportlake.adapters.lakequery import ATHENA_MACROS, LakeQuery
 from exportlake.domain.errors import ValidationError
 from exportlake.domain.schemas import EXPORT_TYPES, PARTITION_KEYS
+from exportlake.local.lakequery import ATHENA_MACROS, LakeQuery
 
 REGION = "eu-west-1"
 BUCKET = "lake-bucket"
