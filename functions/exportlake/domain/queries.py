@@ -248,7 +248,7 @@ ORDER BY 1, 2""",
             f"""WITH catalogue AS (
   SELECT DISTINCT prizeid, game_id, prize_type FROM {cur("gamification_prize_prize_type")}
 )
-SELECT coalesce(c.prize_type, '(not in catalogue)') AS prize_type,
+SELECT CASE WHEN c.prizeid IS NULL THEN '(not in catalogue)' ELSE c.prize_type END AS prize_type,
        count(*) AS prizes_won,
        round(CAST(count(*) AS double) / sum(count(*)) OVER (), 4) AS share,
        count(u.claimed_date) AS claimed,
