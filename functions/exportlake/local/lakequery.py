@@ -208,10 +208,19 @@ class LakeQuery:
 
     def query(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Run ``sql``; return the column names and all rows (both empty for statements without a result)."""
+        columns, rows, _ = self.query_capped(sql, None)
+        return columns, rows
+
+    def query_capped(self, sql: str, limit: int | None) -> tuple[list[str], list[tuple[Any, ...]], bool]:
+        """Run ``sql``; return columns, at most ``limit`` rows (all if ``None``) and whether more were left."""
         cursor = self._con.execute(sql)
         if cursor.description is None:
-            return [], []
-        return [d[0] for d in cursor.description], cursor.fetchall()
+            return [], [], False
+        columns = [d[0] for d in cursor.description]
+        if limit is None:
+            return columns, cursor.fetchall(), False
+        rows = cursor.fetchmany(limit + 1)
+        return columns, rows[:limit], len(rows) > limit
 
     def refresh(self) -> dict[str, int]:
         """Mirror every registered partition, rebuild one view per Glue table; return table → partition count.
