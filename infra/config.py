@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from exportlake.domain.schemas import EXPORT_TYPES, ResultSemantics
 from exportlake.settings import is_host_pattern
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ DEFAULTS: dict[str, Any] = {
     "freshnessHours": 24,
     "copierMemoryMb": 1769,
     "bytesScannedCutoffMb": 10240,
+    # Export type → "snapshot" | "delta"; types not named keep the registry's default (see docs/analytics.md).
+    "resultSemantics": {},
 }
 
 _RATE = re.compile(r"^rate\((?P<n>[1-9]\d*) (?P<unit>minute|minutes|hour|hours|day|days)\)$")
@@ -65,6 +68,8 @@ class Config:
     freshness_hours: int
     copier_memory_mb: int
     bytes_scanned_cutoff_mb: int
+    #: Export type → "snapshot"/"delta" overrides of the registry defaults (validated against the registry).
+    result_semantics: tuple[tuple[str, str], ...] = ()
 
     @property
     def removal_policy(self) -> cdk.RemovalPolicy:
@@ -212,6 +217,28 @@ class _Reader:
             return None
         return value.strip()
 
+    def result_semantics(self) -> tuple[tuple[str, str], ...]:
+        value = self.raw("resultSemantics")
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError:
+                self.bad("resultSemantics", value, "is not a JSON object")
+                return ()
+        if not isinstance(value, dict):
+            self.bad("resultSemantics", value, 'must map export types to "snapshot" or "delta"')
+            return ()
+        allowed = [m.value for m in ResultSemantics]
+        out: list[tuple[str, str]] = []
+        for key, mode in sorted(value.items()):
+            if key not in EXPORT_TYPES:
+                self.bad("resultSemantics", key, f"is not a documented export type ({', '.join(EXPORT_TYPES)})")
+            elif mode not in allowed:
+                self.bad("resultSemantics", {key: mode}, f"must be one of {allowed}")
+            else:
+                out.append((key, mode))
+        return tuple(out)
+
     def read(self) -> Config:
         config = Config(
             gateway_url=self.gateway_url(),
@@ -231,6 +258,7 @@ class _Reader:
             copier_memory_mb=self.integer("copierMemoryMb", 512, 10240),
             # Athena's smallest per-query cutoff is 10 MB.
             bytes_scanned_cutoff_mb=self.integer("bytesScannedCutoffMb", 10, 1024 * 1024 * 1024),
+            result_semantics=self.result_semantics(),
         )
         if self.problems:
             raise ConfigError(

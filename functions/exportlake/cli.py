@@ -17,17 +17,8 @@ from exportlake import bootstrap
 from exportlake.domain.errors import ExportlakeError
 from exportlake.domain.models import ResultState
 
-# A joined query for the demo: Athena SQL that DuckDB runs as is.
-WIN_RATE_SQL = """
-SELECT g.game_type,
-       count(*) AS participations,
-       sum(CASE WHEN w.haswon = '1' THEN 1 ELSE 0 END) AS wins,
-       round(100.0 * sum(CASE WHEN w.haswon = '1' THEN 1 ELSE 0 END) / count(*), 1) AS win_rate_pct
-FROM win_info w
-JOIN (SELECT DISTINCT stackid, game_type FROM player_info_game_type) g ON g.stackid = w.stackid
-GROUP BY g.game_type
-ORDER BY win_rate_pct DESC, g.game_type
-""".strip()
+# The demo's answers: saved queries as deployed (on the typed views), run locally. The first is the win rate.
+DEMO_QUERIES = ("WinRatePerGameType", "PrizeDistribution", "ChallengeCompletionPerGameType", "CouponsPerDay")
 
 
 def _console() -> Any:
@@ -139,8 +130,8 @@ STATUS_COLUMNS = ("export", "newest on gateway", "newest copied", "lag", "rows c
 
 
 def lake_query() -> Any:
-    """A DuckDB engine over the tables the Glue catalog describes (objects mirrored from S3)."""
-    from exportlake.adapters.lakequery import LakeQuery
+    """A DuckDB engine over the tables the Glue catalog describes (objects mirrored from S3), with the views."""
+    from exportlake.local.lakequery import LakeQuery
 
     settings = bootstrap.settings()
     base = Path(os.environ.get("EXPORTLAKE_CACHE_DIR") or Path(tempfile.gettempdir()) / "exportlake-cache")
@@ -150,21 +141,48 @@ def lake_query() -> Any:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    """Run one SQL statement with DuckDB over the lake."""
-    columns, rows = lake_query().query(args.sql)
-    if args.json:
-        print(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str, indent=1))
-    else:
-        _console().print(_table("query", columns, rows))
+    """Run one SQL statement: DuckDB over the local lake, or Athena with ``--athena``."""
+    from exportlake.local.output import render
+
+    limit = None if args.all else args.limit
+    fmt = "json" if args.json else "csv" if args.csv else "table"
+    if args.athena:
+        from exportlake.local.athena import AthenaQuery, stack_outputs
+
+        workgroup, database = args.workgroup, args.database
+        if not (workgroup and database):
+            outputs = stack_outputs(bootstrap.client("cloudformation"), args.stack_name)
+            workgroup = workgroup or outputs.get("AthenaWorkGroup")
+            database = database or outputs.get("GlueDatabase")
+        if not (workgroup and database):
+            raise ExportlakeError(f"stack {args.stack_name!r} has no AthenaWorkGroup/GlueDatabase outputs")
+        result = AthenaQuery(bootstrap.client("athena"), workgroup, database).run(args.sql, limit)
+        notes = [
+            f"athena {result.query_id} in {workgroup}: {result.bytes_scanned:,} bytes scanned, "
+            f"~${result.cost_usd:.6f}, {result.engine_ms} ms"
+        ]
+        render(result.columns, result.rows, fmt=fmt, title="athena", truncated=result.truncated, notes=notes)
+        return 0
+    import duckdb
+
+    from exportlake.local.lakequery import describe_error
+
+    lake = lake_query()
+    try:
+        columns, rows, truncated = lake.query_capped(args.sql, limit)
+    except duckdb.Error as exc:
+        raise ExportlakeError(f"query failed: {describe_error(exc)}") from None
+    render(columns, rows, fmt=fmt, title="query", truncated=truncated)
     return 0
 
 
 def row_counts(lake: Any) -> list[tuple[str, int]]:
-    """Rows per table of the lake."""
+    """Rows per table and view of the lake (the raw tables and their typed/latest views)."""
     _, tables = lake.query(
-        "SELECT table_name FROM information_schema.tables WHERE table_type = 'VIEW' ORDER BY table_name"
+        "SELECT table_schema, table_name FROM information_schema.tables "
+        "WHERE table_type = 'VIEW' AND table_schema <> '_exportlake' ORDER BY table_name"
     )
-    return [(t, int(lake.query(f'SELECT count(*) FROM "{t}"')[1][0][0])) for (t,) in tables]
+    return [(t, int(lake.query(f'SELECT count(*) FROM "{schema}"."{t}"')[1][0][0])) for schema, t in tables]
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -186,8 +204,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         code = cmd_sync(args)
         lake = lake_query()
         console.print(_table("rows per table", ("table", "rows"), row_counts(lake)))
-        columns, rows = lake.query(WIN_RATE_SQL)
-        console.print(_table("win rate per game type (win_info ⋈ player_info_game_type)", columns, rows))
+        from exportlake.domain.queries import saved_queries
+
+        database = bootstrap.settings().glue_database
+        for query in (q for q in saved_queries(database) if q.name in DEMO_QUERIES):
+            columns, rows, more = lake.query_capped(query.sql, 12)
+            title = f"{query.name} — {query.description}" + (" (first 12 rows)" if more else "")
+            console.print(_table(title, columns, rows))
         console.print(_table("exportlake status", STATUS_COLUMNS, status_rows()))
         console.print("[dim]a second sync copies nothing new:[/dim]")
         code = code or cmd_sync(args)
@@ -218,9 +241,20 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="per export: newest result, newest copied, lag, rows")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
-    query = sub.add_parser("query", help="run SQL with DuckDB over the tables in the Glue catalog")
+    query = sub.add_parser(
+        "query", help="run SQL on DuckDB over the local lake (tables and views of the Glue catalog), or on Athena"
+    )
     query.add_argument("sql")
-    query.add_argument("--json", action="store_true")
+    formats = query.add_mutually_exclusive_group()
+    formats.add_argument("--json", action="store_true", help="print the rows as JSON")
+    formats.add_argument("--csv", action="store_true", help="print the rows as CSV")
+    caps = query.add_mutually_exclusive_group()
+    caps.add_argument("--limit", type=int, default=100, metavar="N", help="print at most N rows (default 100)")
+    caps.add_argument("--all", action="store_true", help="print every row")
+    query.add_argument("--athena", action="store_true", help="run on the deployed Athena workgroup instead")
+    query.add_argument("--stack-name", default="ExportLake", help="stack whose outputs name workgroup and database")
+    query.add_argument("--workgroup", help="Athena workgroup (default: the stack's AthenaWorkGroup output)")
+    query.add_argument("--database", help="Glue database (default: the stack's GlueDatabase output)")
     query.set_defaults(func=cmd_query)
     simulator = sub.add_parser("simulator", help="run the gateway simulator alone", add_help=False)
     simulator.add_argument("rest", nargs=argparse.REMAINDER)

@@ -1,9 +1,12 @@
-"""The Glue database with one table per export type, and the Athena workgroup with saved queries."""
+"""The Glue database with one table and its typed/latest views per export type; the Athena workgroup and queries.
+
+Tables, views and saved queries all come from the schema registry (``exportlake.domain.schemas``) and the one SQL
+text (``exportlake.domain.queries``) the local engine and the tests run, so what is deployed is what is tested.
+"""
 
 from __future__ import annotations
 
 import re
-from string import Template
 
 import aws_cdk as cdk
 from aws_cdk import aws_athena as athena
@@ -11,18 +14,24 @@ from aws_cdk import aws_glue as glue
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from exportlake.domain import queries
 from exportlake.domain.schemas import (
     ATHENA_RESULTS_PREFIX,
     EXPORT_TYPES,
+    PARQUET_INPUT,
+    PARQUET_OUTPUT,
+    PARQUET_SERDE,
     PARTITION_KEYS,
+    RAW_COLUMN_TYPE,
+    SERDE_PARAMETERS,
+    TABLE_PARAMETERS,
+    TABLE_TYPE,
     TABLES_PREFIX,
-    is_valid_name,
+    ResultSemantics,
 )
 from infra.config import Config
 
-PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
-PARQUET_INPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
-PARQUET_OUTPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
+__all__ = ["PARQUET_INPUT", "PARQUET_OUTPUT", "PARQUET_SERDE", "Catalog", "glue_database_name", "named_queries"]
 
 
 def glue_database_name(stack_name: str) -> str:
@@ -31,65 +40,19 @@ def glue_database_name(stack_name: str) -> str:
     return name or "exportlake"
 
 
-_WIN_RATE = """WITH game_types AS (
-  SELECT DISTINCT stackid, game_type FROM "$db"."player_info_game_type"
-  UNION
-  SELECT DISTINCT stackid, game_type FROM "$db"."challenges_game_type"
-)
-SELECT g.game_type,
-       count(*) AS participations,
-       sum(CASE WHEN w.haswon = '1' THEN 1 ELSE 0 END) AS wins,
-       round(avg(CASE WHEN w.haswon = '1' THEN 1.0 ELSE 0.0 END), 4) AS win_rate
-FROM "$db"."win_info" w
-JOIN game_types g ON g.stackid = w.stackid
-GROUP BY g.game_type
-ORDER BY participations DESC;"""
-
-_LATEST_ONE = """SELECT '$table' AS table_name, export_name, max(created_date) AS latest_created_date,
-       count(DISTINCT result_id) AS results, count(*) AS row_count
-FROM "$db"."$table"
-GROUP BY export_name"""
-
-_ROWS_PER_RESULT = """SELECT export_name, created_date, result_id, count(*) AS row_count
-FROM "$db"."win_info"
-GROUP BY export_name, created_date, result_id
-ORDER BY created_date DESC
-LIMIT 100;"""
-
-_QUERY_TABLES = ("win_info", "player_info_game_type", "challenges_game_type")
+def semantics_of(config: Config) -> dict[str, ResultSemantics]:
+    """Per export type, snapshot or delta: the registry's defaults with the deployment's overrides."""
+    return queries.effective_semantics(dict(config.result_semantics))
 
 
-def named_queries(database: str) -> dict[str, tuple[str, str]]:
-    """The saved queries: id → (description, SQL).
-
-    SQL is built from the schema registry and the derived database name only, both checked here: never API input.
-    """
-    if not all(is_valid_name(n) for n in (database, *EXPORT_TYPES)):
-        raise ValueError(f"unsafe name in named queries: database {database!r} or a registry table")
-    missing = set(_QUERY_TABLES) - EXPORT_TYPES.keys()
-    if missing:
-        raise KeyError(f"named queries use tables missing from the schema registry: {sorted(missing)}")
-    latest = "\nUNION ALL\n".join(
-        Template(_LATEST_ONE).substitute(db=database, table=t.table_name) for t in EXPORT_TYPES.values()
-    )
-    return {
-        "WinRatePerGameType": (
-            "Share of participations won, per game type (win_info joined with the game of each stack)",
-            Template(_WIN_RATE).substitute(db=database),
-        ),
-        "LatestResultPerExport": (
-            "Per export: the newest copied result date, how many results and rows the lake holds",
-            latest + "\nORDER BY table_name, export_name;",
-        ),
-        "RowsPerResult": (
-            "Rows per copied result of win_info (replace the table to look at another export type)",
-            Template(_ROWS_PER_RESULT).substitute(db=database),
-        ),
-    }
+def named_queries(database: str, config: Config | None = None) -> dict[str, tuple[str, str]]:
+    """The saved queries: name → (description, SQL), the very text ``exportlake query`` runs locally."""
+    semantics = semantics_of(config) if config is not None else None
+    return {q.name: (q.description, q.sql) for q in queries.saved_queries(database, semantics)}
 
 
 class Catalog(Construct):
-    """Glue database and tables declared from the schema registry; an enforced, encrypted Athena workgroup."""
+    """Glue database, tables and views declared from the schema registry; an enforced, encrypted Athena workgroup."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: Config, bucket: s3.IBucket) -> None:
         super().__init__(scope, construct_id)
@@ -115,23 +78,53 @@ class Catalog(Construct):
                 table_input=glue.CfnTable.TableInputProperty(
                     name=name,
                     description=export_type.description,
-                    table_type="EXTERNAL_TABLE",
+                    table_type=TABLE_TYPE,
                     # The same TableInput the runtime's catalog adapter writes (it may add columns to it later).
-                    parameters={"classification": "parquet", "parquet.compression": "ZSTD", "EXTERNAL": "TRUE"},
-                    partition_keys=[glue.CfnTable.ColumnProperty(name=k, type="string") for k in PARTITION_KEYS],
+                    parameters=dict(TABLE_PARAMETERS),
+                    partition_keys=[glue.CfnTable.ColumnProperty(name=k, type=RAW_COLUMN_TYPE) for k in PARTITION_KEYS],
                     storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
-                        columns=[glue.CfnTable.ColumnProperty(name=c, type="string") for c in export_type.columns],
+                        columns=[
+                            glue.CfnTable.ColumnProperty(name=c, type=RAW_COLUMN_TYPE) for c in export_type.columns
+                        ],
                         location=f"s3://{bucket.bucket_name}/{TABLES_PREFIX}/{name}/",
                         input_format=PARQUET_INPUT,
                         output_format=PARQUET_OUTPUT,
                         serde_info=glue.CfnTable.SerdeInfoProperty(
-                            serialization_library=PARQUET_SERDE, parameters={"serialization.format": "1"}
+                            serialization_library=PARQUET_SERDE, parameters=dict(SERDE_PARAMETERS)
                         ),
                         compressed=True,
                     ),
                 ),
             )
             self.tables[name] = table
+
+        # Glue views in the format Athena's CREATE VIEW writes (see docs/analytics.md for why not a custom
+        # resource): declared, diffed and deleted by CloudFormation like the tables, no deploy-time query.
+        self.views: dict[str, glue.CfnTable] = {}
+        for view in queries.views(self.database_name, semantics_of(config)):
+            source = view.name.removesuffix("_typed").removesuffix("_latest")
+            glue_view = glue.CfnTable(
+                self,
+                f"View-{view.name}",
+                catalog_id=stack.account,
+                database_name=self.database.ref,
+                table_input=glue.CfnTable.TableInputProperty(
+                    name=view.name,
+                    description=f"exportlake: {source} with typed values"
+                    + (", newest result of each export only" if view.name.endswith("_latest") else ""),
+                    table_type="VIRTUAL_VIEW",
+                    parameters={"presto_view": "true", "comment": "Presto View"},
+                    view_original_text=queries.glue_view_text(view),
+                    view_expanded_text="/* Presto View */",
+                    partition_keys=[],
+                    storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
+                        columns=[glue.CfnTable.ColumnProperty(name=c.name, type=c.glue_type) for c in view.columns],
+                        serde_info=glue.CfnTable.SerdeInfoProperty(),
+                    ),
+                ),
+            )
+            glue_view.add_dependency(self.tables[source])
+            self.views[view.name] = glue_view
 
         self.workgroup = athena.CfnWorkGroup(
             self,
@@ -155,7 +148,7 @@ class Catalog(Construct):
                 ),
             ),
         )
-        for query_id, (description, sql) in named_queries(self.database_name).items():
+        for query_id, (description, sql) in named_queries(self.database_name, config).items():
             query = athena.CfnNamedQuery(
                 self,
                 query_id,
@@ -166,3 +159,5 @@ class Catalog(Construct):
                 work_group=self.workgroup.ref,
             )
             query.node.add_dependency(self.database)  # `database` is a plain name, not a Ref
+            for glue_view in self.views.values():
+                query.node.add_dependency(glue_view)

@@ -9,11 +9,20 @@ from botocore.exceptions import ClientError
 
 from exportlake.domain.errors import ExportlakeError
 from exportlake.domain.naming import table_location, validate_column_name, validate_table_name
-from exportlake.domain.schemas import PARTITION_KEYS
 
-PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
-PARQUET_INPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
-PARQUET_OUTPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
+# The table definition is the registry's (the CDK stack declares the same); re-exported for existing callers.
+from exportlake.domain.schemas import (
+    PARQUET_INPUT,
+    PARQUET_OUTPUT,
+    PARQUET_SERDE,
+    PARTITION_KEYS,
+    RAW_COLUMN_TYPE,
+    SERDE_PARAMETERS,
+    TABLE_PARAMETERS,
+    TABLE_TYPE,
+)
+
+__all__ = ["PARQUET_INPUT", "PARQUET_OUTPUT", "PARQUET_SERDE", "GlueCatalog", "storage_descriptor", "table_input"]
 
 
 def _code(exc: ClientError) -> str:
@@ -23,11 +32,11 @@ def _code(exc: ClientError) -> str:
 def storage_descriptor(columns: Sequence[str], location: str) -> dict[str, Any]:
     """A Parquet storage descriptor with every column a string."""
     return {
-        "Columns": [{"Name": validate_column_name(c), "Type": "string"} for c in columns],
+        "Columns": [{"Name": validate_column_name(c), "Type": RAW_COLUMN_TYPE} for c in columns],
         "Location": location,
         "InputFormat": PARQUET_INPUT,
         "OutputFormat": PARQUET_OUTPUT,
-        "SerdeInfo": {"SerializationLibrary": PARQUET_SERDE, "Parameters": {"serialization.format": "1"}},
+        "SerdeInfo": {"SerializationLibrary": PARQUET_SERDE, "Parameters": dict(SERDE_PARAMETERS)},
         "Compressed": True,
     }
 
@@ -37,9 +46,9 @@ def table_input(name: str, columns: Sequence[str], bucket: str, description: str
     return {
         "Name": validate_table_name(name),
         "Description": description or f"exportlake: records of export type {name}",
-        "TableType": "EXTERNAL_TABLE",
-        "Parameters": {"classification": "parquet", "parquet.compression": "ZSTD", "EXTERNAL": "TRUE"},
-        "PartitionKeys": [{"Name": k, "Type": "string"} for k in PARTITION_KEYS],
+        "TableType": TABLE_TYPE,
+        "Parameters": dict(TABLE_PARAMETERS),
+        "PartitionKeys": [{"Name": k, "Type": RAW_COLUMN_TYPE} for k in PARTITION_KEYS],
         "StorageDescriptor": storage_descriptor(columns, table_location(bucket, name)),
     }
 

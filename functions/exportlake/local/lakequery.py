@@ -12,7 +12,7 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from exportlake.domain import queries
 from exportlake.domain.errors import ValidationError
 
 logger = logging.getLogger(__name__)
@@ -79,12 +80,44 @@ ATHENA_MACROS: dict[str, str] = {
     # Athena's regexp_like matches anywhere in the string, as regexp_matches does.
     "regexp_like": "(s, pattern) AS regexp_matches(s, pattern)",
     "approx_distinct": "(x) AS approx_count_distinct(x)",
+    "approx_percentile": "(x, p) AS approx_quantile(x, p)",
+    # Athena's date_add(unit, n, ts) and date_diff(unit, a, b) (whole units between a and b, as DuckDB's
+    # date_sub counts them; DuckDB's own date_diff counts boundaries crossed). These shadow DuckDB's built-ins.
+    "date_add": (
+        "(unit, n, ts) AS CASE lower(unit) WHEN 'millisecond' THEN ts + to_milliseconds(n) "
+        "WHEN 'second' THEN ts + to_seconds(n) WHEN 'minute' THEN ts + to_minutes(n) "
+        "WHEN 'hour' THEN ts + to_hours(n) WHEN 'day' THEN ts + to_days(n) WHEN 'week' THEN ts + to_weeks(n) "
+        "WHEN 'month' THEN ts + to_months(n) WHEN 'quarter' THEN ts + to_months(3 * n) "
+        "WHEN 'year' THEN ts + to_years(n) END"
+    ),
+    "date_diff": "(unit, a, b) AS date_sub(lower(unit), a, b)",
+    "to_unixtime": "(ts) AS epoch(ts)",
+    # Athena returns timestamp with time zone (UTC); a plain UTC TIMESTAMP here, as from_iso8601_timestamp.
+    "from_unixtime": "(n) AS make_timestamp(CAST(round(n * 1000000) AS BIGINT))",
+    # Athena's element_at(map, key) is the value (DuckDB's is a list) and element_at(array, i) is 1-based.
+    "element_at": "(c, k) AS c[k]",
     # Athena yields NULL for invalid JSON, a missing path, JSON null, or an object/array value (not a scalar).
     "json_extract_scalar": (
         "(j, path) AS CASE WHEN json_valid(j) AND json_type(j, path) NOT IN ('OBJECT', 'ARRAY', 'NULL') "
         "THEN json_extract_string(j, path) END"
     ),
 }
+
+
+def _registry_views(database: str) -> dict[str, str]:
+    return queries.view_statements(database)
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for a failed query: DuckDB's message and its hint, without the echoed SQL and caret."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    kept: list[str] = []
+    for line in lines:
+        if line.startswith("LINE "):
+            break  # the echoed statement and the caret under it follow
+        if line:
+            kept.append(line)
+    return " ".join(kept) or type(exc).__name__
 
 
 def check_sql_name(name: object, what: str) -> str:
@@ -135,19 +168,38 @@ def _parse_s3_location(location: object, table: str) -> tuple[str, str]:
 class LakeQuery:
     """Query the lake locally: a DuckDB view per Glue table over a local mirror of its registered partitions."""
 
-    def __init__(self, glue_client: Any, s3_client: Any, database: str, cache_dir: Path) -> None:
-        """Keep the clients; nothing is read until :meth:`refresh`."""
+    def __init__(
+        self,
+        glue_client: Any,
+        s3_client: Any,
+        database: str,
+        cache_dir: Path,
+        derived_views: Callable[[str], Mapping[str, str]] | None = None,
+    ) -> None:
+        """Keep the clients; nothing is read until :meth:`refresh`.
+
+        Tables are views in a schema named after the Glue database (also on the search path), so the deployed,
+        database-qualified SQL (``"exportlake"."win_info"``) and plain names both resolve. ``derived_views`` gives,
+        for the database name, the ``CREATE VIEW`` statements run after every refresh (by default the typed and
+        latest views of the registry: the very text the stack deploys).
+        """
         self._glue = glue_client
         self._s3 = s3_client
         self._database = database
+        self._schema = _ident(check_sql_name(database, "database"))
+        self._derived_views = derived_views if derived_views is not None else _registry_views
+        self._derived: set[str] = set()
         self._cache_dir = Path(cache_dir)
         self._views: set[str] = set()
         self._con = duckdb.connect(":memory:")
         # Athena sessions run in UTC; pin it so timestamps render the same on every machine.
         self._con.execute("SET TimeZone = 'UTC'")
         self._con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(_INTERNAL_SCHEMA)}")
+        self._con.execute(f"CREATE SCHEMA IF NOT EXISTS {self._schema}")
+        self._con.execute(f"SET search_path = {_literal(database + ',main')}")
         for name, macro in ATHENA_MACROS.items():
-            self._con.execute(f"CREATE OR REPLACE MACRO {_ident(name)}{macro}")
+            # In main (always searched), so they are found from views in any schema.
+            self._con.execute(f"CREATE OR REPLACE MACRO main.{_ident(name)}{macro}")
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
@@ -156,10 +208,19 @@ class LakeQuery:
 
     def query(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Run ``sql``; return the column names and all rows (both empty for statements without a result)."""
+        columns, rows, _ = self.query_capped(sql, None)
+        return columns, rows
+
+    def query_capped(self, sql: str, limit: int | None) -> tuple[list[str], list[tuple[Any, ...]], bool]:
+        """Run ``sql``; return columns, at most ``limit`` rows (all if ``None``) and whether more were left."""
         cursor = self._con.execute(sql)
         if cursor.description is None:
-            return [], []
-        return [d[0] for d in cursor.description], cursor.fetchall()
+            return [], [], False
+        columns = [d[0] for d in cursor.description]
+        if limit is None:
+            return columns, cursor.fetchall(), False
+        rows = cursor.fetchmany(limit + 1)
+        return columns, rows[:limit], len(rows) > limit
 
     def refresh(self) -> dict[str, int]:
         """Mirror every registered partition, rebuild one view per Glue table; return table → partition count.
@@ -184,11 +245,26 @@ class LakeQuery:
         for table in tables:
             self._create_view(table, wanted)
         for stale in self._views - {t.name for t in tables}:
-            self._con.execute(f"DROP VIEW IF EXISTS {_ident(stale)}")
+            self._con.execute(f"DROP VIEW IF EXISTS {self._schema}.{_ident(stale)}")
             self._con.execute(f"DROP TABLE IF EXISTS {_ident(_INTERNAL_SCHEMA)}.{_ident(stale)}")
         self._views = {t.name for t in tables}
+        self._create_derived_views()
         self._prune(manifest, wanted)
         return {t.name: len(t.partitions) for t in tables}
+
+    def _create_derived_views(self) -> None:
+        """Run the derived views' statements; a view whose source table is absent (yet) is skipped."""
+        for name in self._derived:
+            self._con.execute(f"DROP VIEW IF EXISTS {self._schema}.{_ident(name)}")
+        self._derived = set()
+        for name, statement in self._derived_views(self._database).items():
+            try:
+                self._con.execute(statement)
+            except (duckdb.CatalogException, duckdb.BinderException):
+                # Its table (or the view it reads) is not in the catalog: Athena would refuse it too.
+                logger.info("view %s skipped: a table it reads is not in the catalog", name)
+                continue
+            self._derived.add(check_sql_name(name, "view"))
 
     # --- Glue -------------------------------------------------------------------------------------------------
 
@@ -308,11 +384,12 @@ class LakeQuery:
     # --- DuckDB views -----------------------------------------------------------------------------------------
 
     def _create_view(self, table: _Table, entries: Mapping[str, Mapping[str, Any]]) -> None:
-        view = _ident(table.name)
+        view = f"{self._schema}.{_ident(table.name)}"
+        internal = f"{_ident(_INTERNAL_SCHEMA)}.{_ident(table.name)}"
         if not table.files:
             nulls = ", ".join(f"CAST(NULL AS VARCHAR) AS {_ident(c)}" for c in table.columns + table.partition_keys)
             self._con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT {nulls or '1 AS _empty'} WHERE false")
-            self._con.execute(f"DROP TABLE IF EXISTS {_ident(_INTERNAL_SCHEMA)}.{view}")
+            self._con.execute(f"DROP TABLE IF EXISTS {internal}")
             return
         present = self._columns_present(table, entries)
         # Partition values travel as data (an Arrow table), never as SQL text.
@@ -322,7 +399,6 @@ class LakeQuery:
                 **{key: [values[i] for _, _, values in table.files] for i, key in enumerate(table.partition_keys)},
             }
         )
-        internal = f"{_ident(_INTERNAL_SCHEMA)}.{view}"
         self._con.register("_exportlake_partitions", partition_table)
         try:
             self._con.execute(f"CREATE OR REPLACE TABLE {internal} AS SELECT * FROM _exportlake_partitions")

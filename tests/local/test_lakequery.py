@@ -14,9 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
 
-from exportlake.adapters.lakequery import ATHENA_MACROS, LakeQuery
 from exportlake.domain.errors import ValidationError
 from exportlake.domain.schemas import EXPORT_TYPES, PARTITION_KEYS
+from exportlake.local.lakequery import ATHENA_MACROS, LakeQuery
 
 REGION = "eu-west-1"
 BUCKET = "lake-bucket"
@@ -235,7 +235,14 @@ def test_dropped_glue_table_drops_its_view(lake: Lake, lq: LakeQuery) -> None:
     lake.glue.delete_table(DatabaseName=DATABASE, Name="campaign_info")
     lq.refresh()
     views = lq.query("SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1")[1]
-    assert views == [("player_info_game_type",), ("win_info",)]
+    # The raw tables left, and the registry's typed/latest views over them; campaign_info's derived views went too.
+    assert views == [
+        ("player_info_game_type",),
+        ("player_info_game_type_latest",),
+        ("player_info_game_type_typed",),
+        ("win_info",),
+        ("win_info_typed",),
+    ]
 
 
 def test_win_rate_per_game_type_join(lq: LakeQuery) -> None:
