@@ -28,10 +28,7 @@ WRAPPER_CALLS = {"SecretsProvider": {"get": ("get_secret_value",)}}
 NOT_REQUESTS = {"exceptions", "meta", "can_paginate", "close"}
 #: Actions granted before the runtime calls them (the lead's runtime change adds the calls): planner clears a
 #: re-queued result's message off the copy DLQ; copier lists the multipart uploads of killed runs to abort them.
-AHEAD_OF_THE_RUNTIME = {
-    permissions.PLANNER: {"sqs:ReceiveMessage", "sqs:DeleteMessage"},
-    permissions.COPIER: {"s3:ListBucketMultipartUploads"},
-}
+AHEAD_OF_THE_RUNTIME: dict[str, set[str]] = {permissions.PLANNER: set(), permissions.COPIER: set()}
 
 
 @dataclass
@@ -98,6 +95,15 @@ def _scan_class(module: str, cls: ast.ClassDef) -> ScannedClass | None:
         calls: set[tuple[str, str]] = set()
         self_calls: set[str] = set()
         for node in ast.walk(method):
+            # A client method passed on rather than called (``self._conditional(self._db.put_item, ...)``).
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Attribute)
+                and _on_self(node.value)
+                and node.value.attr in clients
+                and node.attr not in NOT_REQUESTS | {"get_paginator"}
+            ):
+                calls.add((clients[node.value.attr], node.attr))
             if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
                 continue
             owner, attr = node.func.value, node.func.attr
@@ -202,7 +208,7 @@ def test_the_scan_sees_the_calls_it_must() -> None:
     classes = scanned_classes()
     ledger = classes["exportlake.adapters.ledger.DynamoLedger"]
     assert ledger.reach("entries") == {("dynamodb", "query")}  # a paginator
-    assert ledger.reach("claim_queued") == {("dynamodb", "put_item")}  # through the _put helper
+    assert ledger.reach("claim_queued") == {("dynamodb", "put_item")}  # passed to the _conditional helper
     assert ledger.reach("start_copy") == {("dynamodb", "update_item"), ("dynamodb", "get_item")}
     assert ledger.reach("all_entries") == {("dynamodb", "scan")}
     assert classes["exportlake.adapters.queue.SqsJobQueue"].reach("send") == {("sqs", "send_message_batch")}

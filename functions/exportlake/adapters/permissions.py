@@ -53,7 +53,11 @@ _NOTIFY = (
 GRANTS: dict[str, tuple[Grant, ...]] = {
     PLANNER: (
         _SECRET,
-        Grant("Ledger", LEDGER, ("dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem")),
+        Grant(
+            "Ledger",
+            LEDGER,
+            ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"),
+        ),
         Grant("CopyJobsSend", COPY_QUEUE, ("sqs:SendMessage",)),
         # ``--retry-failed``: a re-queued result's old message is taken off the DLQ.
         Grant("CopyJobsDlqClear", COPY_DLQ, ("sqs:DeleteMessage", "sqs:ReceiveMessage")),
@@ -61,7 +65,8 @@ GRANTS: dict[str, tuple[Grant, ...]] = {
     ),
     COPIER: (
         _SECRET,
-        Grant("Ledger", LEDGER, ("dynamodb:GetItem", "dynamodb:UpdateItem")),
+        # PutItem: a job whose result expired while it waited is recorded as expired (never copied).
+        Grant("Ledger", LEDGER, ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")),
         *_NOTIFY,
         # list_objects_v2 (stale parts of a partition) and list_multipart_uploads (uploads of killed runs).
         # ListBucket also makes a missing manifest answer NoSuchKey (404) instead of AccessDenied (403).
@@ -70,8 +75,8 @@ GRANTS: dict[str, tuple[Grant, ...]] = {
         Grant("LakeWrite", OBJECTS, ("s3:PutObject",), (TABLES_PREFIX, RAW_PREFIX, MANIFESTS_PREFIX)),
         Grant("LakeAbortUploads", OBJECTS, ("s3:AbortMultipartUpload",), (TABLES_PREFIX, RAW_PREFIX)),
         Grant("ManifestsRead", OBJECTS, ("s3:GetObject",), (MANIFESTS_PREFIX,)),
-        # Stale parts under the prefix of a partition not registered yet.
-        Grant("StalePartsDelete", OBJECTS, ("s3:DeleteObject",), (TABLES_PREFIX,)),
+        # Stale parts under the prefix of a partition not registered yet; the objects of a failed attempt.
+        Grant("StalePartsDelete", OBJECTS, ("s3:DeleteObject",), (TABLES_PREFIX, RAW_PREFIX)),
         Grant(
             "GlueCatalogOfTheLake",
             GLUE,
@@ -105,11 +110,17 @@ USES: dict[str, dict[str, tuple[str, ...]]] = {
         "exportlake.adapters.ledger.DynamoLedger": (
             "entries",
             "claim_queued",
+            "mark_enqueued",
             "release_queued",
             "mark_expired",
             "claim_notification",
             "release_notification",
             "mark_notified",
+            "claim_alert",
+            "release_alert",
+            "alerts",
+            "cursor",
+            "save_cursor",
         ),
         "exportlake.adapters.queue.SqsJobQueue": ALL_METHODS,
         "exportlake.adapters.notifier.SnsNotifier": ALL_METHODS,
@@ -118,7 +129,9 @@ USES: dict[str, dict[str, tuple[str, ...]]] = {
         "exportlake.adapters.secrets.SecretCredentials": ("__call__",),
         "exportlake.adapters.ledger.DynamoLedger": (
             "start_copy",
+            "renew_lease",
             "get",
+            "mark_expired",
             "mark_copied",
             "end_attempt",
             "mark_failed",
@@ -129,13 +142,21 @@ USES: dict[str, dict[str, tuple[str, ...]]] = {
         "exportlake.adapters.notifier.SnsNotifier": ALL_METHODS,
         "exportlake.adapters.catalog.GlueCatalog": ("columns", "create_table", "add_columns", "register_partition"),
         "exportlake.adapters.s3sink.MultipartSink": ALL_METHODS,
-        "exportlake.copier.Copier": ALL_METHODS,
+        "exportlake.adapters.lakestore.S3LakeStore": (
+            "get",
+            "put",
+            "list_keys",
+            "delete",
+            "open_object",
+            "abort_uploads",
+        ),
     },
 }
 
 #: Adapter methods only the CLI and the local mode call (they run with the user's credentials, not a role).
 CLI_ONLY: dict[str, tuple[str, ...]] = {
     "exportlake.adapters.ledger.DynamoLedger": ("all_entries",),
+    "exportlake.adapters.lakestore.S3LakeStore": ("open_uploads", "abort_upload"),
     "exportlake.adapters.catalog.GlueCatalog": ("ensure_database", "tables", "partitions", "partition_exists"),
     "exportlake.adapters.lakequery.LakeQuery": ALL_METHODS,
 }
