@@ -229,6 +229,28 @@ class DynamoLedger:
             ExpressionAttributeValues={":true": {"BOOL": True}},
         )
 
+    def claim_expiring_notice(self, export_name: str, result_id: str) -> bool:
+        """Take the one right to announce that an existing entry expires soon; True if this call took it."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=self._key(export_name, result_id),
+                UpdateExpression="SET expiring_notified = :true",
+                ConditionExpression="attribute_exists(result_id) AND attribute_not_exists(expiring_notified)",
+                ExpressionAttributeValues={":true": {"BOOL": True}},
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def release_expiring_notice(self, export_name: str, result_id: str) -> None:
+        """Give the expiring-notice right back (its publish failed), so the next run sends it."""
+        self._db.update_item(
+            TableName=self._table, Key=self._key(export_name, result_id), UpdateExpression="REMOVE expiring_notified"
+        )
+
     def end_attempt(self, job: CopyJob, error: str) -> None:
         """Give the lease back after a failed attempt, so the retry need not wait for it to lapse."""
         self._db.update_item(

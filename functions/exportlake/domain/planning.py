@@ -71,10 +71,14 @@ class PlanReport:
     enqueued: list[tuple[str, str]] = field(default_factory=list)
     expired: list[tuple[str, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    expiring: list[tuple[str, str]] = field(default_factory=list)
 
 
 class Planner:
     """Runs a plan for every export and enqueues one copy job per new result."""
+
+    #: How long before its expiry an uncopied (or failed) result is announced with ``result.expiring``.
+    expiring_within: timedelta = timedelta(hours=24)
 
     def __init__(self, gateway: Gateway, ledger: Ledger, queue: JobQueue, notifier: Notifier, metrics: Metrics):
         self._gateway = gateway
@@ -83,26 +87,46 @@ class Planner:
         self._notifier = notifier
         self._metrics = metrics
 
-    def run(self, now: datetime, *, retry_failed: bool = False) -> PlanReport:
-        """Plan every export. An export that fails is reported and the others still run."""
+    def run(
+        self,
+        now: datetime,
+        *,
+        retry_failed: bool = False,
+        only_exports: frozenset[str] | None = None,
+        since: datetime | None = None,
+        dry_run: bool = False,
+    ) -> PlanReport:
+        """Plan every export (or only ``only_exports``; only results created at or after ``since``).
+
+        An export that fails is reported and the others still run. ``dry_run`` writes nothing: ``enqueued`` and
+        ``expired`` then list what a real run would queue and report.
+        """
         report = PlanReport()
         exports = self._gateway.list_exports()
+        if only_exports is not None:
+            exports = [e for e in exports if e.system_name in only_exports]
         report.exports = len(exports)
         for export in exports:
             try:
+                if since is not None or dry_run:
+                    self._plan_selected(export, now, report, retry_failed, since, dry_run)
+                    continue
                 self._plan_one(export, now, report, retry_failed)
             except Exception as exc:  # AWS errors too: one export's failure must not stop the others
                 log.error("planning export %s failed: %s", export.system_name, exc)
                 report.errors.append(f"{export.system_name}: {exc}")
         self._metrics.add("ResultsEnqueued", len(report.enqueued), "Count")
         self._metrics.add("ResultsExpired", len(report.expired), "Count")
+        self._metrics.add("ResultsExpiring", len(report.expiring), "Count")
         return report
 
-    def _plan_one(self, export: Export, now: datetime, report: PlanReport, retry_failed: bool) -> None:
+    def _plan_one(
+        self, export: Export, now: datetime, report: PlanReport, retry_failed: bool, since: datetime | None = None
+    ) -> None:
         # An export that never ran has nothing to list; skip the round trip.
         listed = [] if export.last_run is None else self._gateway.list_results(export.system_name)
         known = self._ledger.entries(export.system_name)
-        plan = plan_export(export, listed, known, now, retry_failed=retry_failed)
+        plan = _cut(plan_export(export, listed, known, now, retry_failed=retry_failed), since)
         stale = stale_before(now)
         for ref in plan.expired:
             # The conditional write makes the report happen once, however many planners run.
@@ -130,6 +154,45 @@ class Planner:
                         self._ledger.release_queued(ref)
                 raise
             report.enqueued.extend((r.export_name, r.result_id) for r in claimed)
+        self._warn_expiring(export, listed, known, now, report)
+
+    def _warn_expiring(
+        self, export: Export, listed: list[ResultRef], known: dict[str, LedgerEntry], now: datetime, report: PlanReport
+    ) -> None:
+        """Publish ``result.expiring`` once per result not copied yet that expires within ``expiring_within``."""
+        horizon = now + self.expiring_within
+        candidates = {r.result_id: r for r in listed}
+        if export.last_run is not None:
+            candidates.setdefault(export.last_run.result_id, export.last_run)
+        for ref in sorted(candidates.values()):
+            entry = known.get(ref.result_id)
+            if ref.expires_at is None or ref.is_expired(now) or ref.expires_at > horizon:
+                continue
+            if entry is not None and entry.state in _DONE:
+                continue
+            # The ledger flag makes it once, however many planners run; a failed publish gives the flag back.
+            if not self._ledger.claim_expiring_notice(ref.export_name, ref.result_id):
+                continue
+            try:
+                publish_expiring(self._notifier, ref, entry.state.value if entry else ResultState.QUEUED.value, now)
+            except BaseException:
+                self._ledger.release_expiring_notice(ref.export_name, ref.result_id)
+                raise
+            report.expiring.append((ref.export_name, ref.result_id))
+
+    def _plan_selected(
+        self, export: Export, now: datetime, report: PlanReport, retry_failed: bool, since: datetime | None, dry: bool
+    ) -> None:
+        """A backfill: the plan limited to results created at or after ``since``; ``dry`` only reports it."""
+        if not dry:
+            # Same path as a normal run, with the gateway's answers cut to the selected results.
+            self._plan_one(export, now, report, retry_failed, since=since)
+            return
+        listed = [] if export.last_run is None else self._gateway.list_results(export.system_name)
+        known = self._ledger.entries(export.system_name)
+        plan = _cut(plan_export(export, listed, known, now, retry_failed=retry_failed), since)
+        report.enqueued.extend((r.export_name, r.result_id) for r in plan.to_copy)
+        report.expired.extend((r.export_name, r.result_id) for r in plan.expired)
 
     def _send(self, export_name: str, result_id: str, state: ResultState, created_at: str, detail: str) -> None:
         """Notify an expired (``detail``: expires_at) or failed (``detail``: the error) result, once."""
@@ -143,6 +206,17 @@ class Planner:
         notify_once(self._ledger, export_name, result_id, state, send)
 
 
+def _cut(plan: ExportPlan, since: datetime | None) -> ExportPlan:
+    """``plan`` without the results created before ``since`` (``last_run`` included)."""
+    if since is None:
+        return plan
+    return ExportPlan(
+        plan.export_name,
+        tuple(r for r in plan.to_copy if r.created_at >= since),
+        tuple(r for r in plan.expired if r.created_at >= since),
+    )
+
+
 def publish_expired(notifier: Notifier, export_name: str, result_id: str, created_at: str, expires_at: str) -> None:
     """``result.expired``: the result expired on the gateway before it could be copied."""
     notifier.publish(
@@ -150,6 +224,24 @@ def publish_expired(notifier: Notifier, export_name: str, result_id: str, create
         export_name,
         f"exportlake: result {result_id} of {export_name} expired before it was copied",
         {"export": export_name, "result_id": result_id, "created_at": created_at, "expires_at": expires_at or None},
+    )
+
+
+def publish_expiring(notifier: Notifier, ref: ResultRef, state: str, now: datetime) -> None:
+    """``result.expiring``: a result not copied yet expires soon (sent once per result)."""
+    expires = ref.expires_at or now
+    notifier.publish(
+        "result.expiring",
+        ref.export_name,
+        f"exportlake: result {ref.result_id} of {ref.export_name} expires before it is copied",
+        {
+            "export": ref.export_name,
+            "result_id": ref.result_id,
+            "created_at": ref.created_at.isoformat(),
+            "expires_at": expires.isoformat(),
+            "hours_left": round((expires - now).total_seconds() / 3600, 1),
+            "state": state,
+        },
     )
 
 

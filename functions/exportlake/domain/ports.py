@@ -70,6 +70,10 @@ class Ledger(Protocol):
 
     def mark_failed(self, job: CopyJob, error: str) -> bool: ...
 
+    def claim_expiring_notice(self, export_name: str, result_id: str) -> bool: ...
+
+    def release_expiring_notice(self, export_name: str, result_id: str) -> None: ...
+
 
 class JobQueue(Protocol):
     """The copy-jobs queue."""

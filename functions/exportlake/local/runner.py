@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from exportlake import bootstrap
@@ -102,7 +104,33 @@ def run_planner(retry_failed: bool = False) -> dict[str, Any]:
     return result
 
 
-def drain_queue(batch_size: int = 10) -> tuple[int, int, set[tuple[str, str]]]:
+def run_selected_planner(
+    retry_failed: bool, only_exports: frozenset[str] | None, since: datetime | None, dry_run: bool
+) -> dict[str, Any]:
+    """The planner service itself, for a backfill or a dry run (filters the scheduled handler never gets)."""
+    from exportlake.domain.errors import ExportlakeError
+    from exportlake.domain.naming import now_utc
+    from exportlake.domain.ports import NullMetrics
+
+    report = bootstrap.planner(NullMetrics()).run(
+        now_utc(), retry_failed=retry_failed, only_exports=only_exports, since=since, dry_run=dry_run
+    )
+    summary: dict[str, Any] = {
+        "exports": report.exports,
+        "enqueued": 0 if dry_run else len(report.enqueued),
+        "expired": 0 if dry_run else len(report.expired),
+        "errors": report.errors,
+    }
+    if dry_run:
+        summary["would_copy"] = list(report.enqueued)
+    if report.errors:
+        raise ExportlakeError(f"planning failed for {len(report.errors)} export(s): {'; '.join(report.errors)}")
+    return summary
+
+
+def drain_queue(
+    batch_size: int = 10, on_batch: Callable[[Sequence[tuple[str, str]]], None] | None = None
+) -> tuple[int, int, set[tuple[str, str]]]:
     """Feed the copy-jobs queue to the copier handler until it is empty.
 
     Returns (invocations, retried messages, jobs seen). Failed messages are made visible again at once, so a job
@@ -137,6 +165,8 @@ def drain_queue(batch_size: int = 10) -> tuple[int, int, set[tuple[str, str]]]:
             failed_ids = {m["MessageId"] for m in messages}
         invocations += 1
         done = [m for m in messages if m["MessageId"] not in failed_ids]
+        if on_batch is not None:
+            on_batch([(str(b.get("export_name")), str(b.get("result_id"))) for b in map(_body, done)])
         for i in range(0, len(done), 10):
             sqs.delete_message_batch(
                 QueueUrl=settings.queue_url,
@@ -156,20 +186,44 @@ def drain_queue(batch_size: int = 10) -> tuple[int, int, set[tuple[str, str]]]:
     return invocations, retried, seen
 
 
+def _body(message: dict[str, Any]) -> dict[str, Any]:
+    body = json.loads(message["Body"])
+    return body if isinstance(body, dict) else {}
+
+
 def _to_dead_letter(sqs: Any, queue_url: str, message: dict[str, Any]) -> None:
     dlq_url = sqs.get_queue_url(QueueName=f"{queue_name(queue_url)}-dlq")["QueueUrl"]
     sqs.send_message(QueueUrl=dlq_url, MessageBody=message["Body"])
     sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
-def sync(retry_failed: bool = False) -> SyncReport:
-    """Plan, then run every copy job to completion, as the deployed pipeline would."""
+def sync(
+    retry_failed: bool = False,
+    *,
+    only_exports: frozenset[str] | None = None,
+    since: datetime | None = None,
+    dry_run: bool = False,
+    on_planned: Callable[[dict[str, Any]], None] | None = None,
+    on_batch: Callable[[Sequence[tuple[str, str]]], None] | None = None,
+) -> SyncReport:
+    """Plan, then run every copy job to completion, as the deployed pipeline would.
+
+    ``only_exports``/``since`` limit the plan (a backfill); ``dry_run`` plans without writing or copying.
+    ``on_planned`` and ``on_batch`` report progress (the plan's summary; each copier invocation's results).
+    """
     report = SyncReport()
     try:
-        report.planned = run_planner(retry_failed)
+        if only_exports is None and since is None and not dry_run:
+            report.planned = run_planner(retry_failed)
+        else:
+            report.planned = run_selected_planner(retry_failed, only_exports, since, dry_run)
     except Exception as exc:  # the planner plans every export it can before it raises; copy those anyway
         report.planner_error = str(exc)
-    report.invocations, report.retried, seen = drain_queue()
+    if dry_run:
+        return report
+    if on_planned is not None:
+        on_planned(report.planned)
+    report.invocations, report.retried, seen = drain_queue(on_batch=on_batch)
     ledger = bootstrap.ledger()
     for export_name, result_id in sorted(seen):
         entry = ledger.get(export_name, result_id)
