@@ -70,11 +70,11 @@ def cmd_provision(args: argparse.Namespace) -> int:
     return 0
 
 
-def _preflight() -> None:
-    """The links a sync needs before it starts, so a missing one is one line with its fix, not a traceback."""
+def _preflight(links: tuple[str, ...] = ("settings", "aws", "secret", "resources")) -> None:
+    """The links a command needs before it starts, so a missing one is one line with its fix, not a traceback."""
     from exportlake.local import doctor
 
-    for check in doctor.run(bootstrap.client, only=("settings", "aws", "secret", "resources")):
+    for check in doctor.run(bootstrap.client, only=links):
         if not check.ok:
             raise ConfigError(f"{check.name}: {check.detail}" + (f"; fix: {check.fix}" if check.fix else ""))
 
@@ -236,7 +236,7 @@ def status_rows(records: list[dict[str, Any]] | None = None) -> list[tuple[Any, 
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Print the status table (or JSON with snake_case keys and typed values)."""
-    bootstrap.settings()
+    _preflight(("settings", "aws", "secret"))
     records = status_records()
     if args.json:
         print(json.dumps(records, indent=1))
@@ -265,6 +265,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     """Re-read landed results and check that raw, parts, manifest, partition and ledger agree."""
     from exportlake.local import verify
 
+    _preflight(("settings", "aws", "resources"))
     s = bootstrap.settings()
     results = verify.verify(
         bootstrap.client("s3"),
@@ -415,7 +416,6 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n  exportlake demo\n  exportlake doctor",
     )
-    parser.set_defaults(verbose=False)
     parser.add_argument("--version", action="version", version=f"exportlake {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -498,7 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return int(simulator.main(rest) or 0)
     args = build_parser().parse_args(argv)
-    verbose = bool(args.verbose)
+    verbose = bool(getattr(args, "verbose", False))  # SUPPRESS: absent unless given
     _quiet_powertools(verbose)
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
     from exportlake.local.errors import explain

@@ -67,6 +67,7 @@ class FakeLedger:
         self.stale: set[tuple[str, str]] = set()  # entries last updated long ago
         self.notified: set[tuple[str, str]] = set()
         self.claimed: set[tuple[str, str]] = set()
+        self.expiring: set[tuple[str, str]] = set()
 
     def entries(self, export_name: str) -> dict[str, LedgerEntry]:
         def updated(key: tuple[str, str]) -> str:
@@ -103,6 +104,15 @@ class FakeLedger:
     def mark_notified(self, e: str, r: str) -> None:
         self.claimed.discard((e, r))
         self.notified.add((e, r))
+
+    def claim_expiring_notice(self, e: str, r: str) -> bool:
+        if (e, r) not in self.items or (e, r) in self.expiring:
+            return False
+        self.expiring.add((e, r))
+        return True
+
+    def release_expiring_notice(self, e: str, r: str) -> None:
+        self.expiring.discard((e, r))
 
     def mark_expired(self, r: ResultRef, *, stale_before: str = "") -> bool:
         key = (r.export_name, r.result_id)
@@ -234,3 +244,54 @@ def test_a_failed_publish_of_an_expiry_is_sent_on_the_next_run() -> None:
     planner.run(NOW)
     planner.run(NOW)
     assert [(m[0], m[2]["result_id"]) for m in notifier.messages] == [("result.expired", "old")]
+
+
+class RecordingMetrics:
+    def __init__(self) -> None:
+        self.figures: list[tuple[str, float]] = []
+
+    def add(self, name: str, value: float, unit: str) -> None:
+        self.figures.append((name, value))
+
+
+def soon(rid: str, hours: float, name: str = "win-info") -> ResultRef:
+    return ResultRef(NOW - timedelta(days=1), name, rid, NOW + timedelta(hours=hours))
+
+
+def test_expiring_notice_once_per_uncopied_or_failed_result_within_the_window() -> None:
+    near, failed, far, done = soon("near", 5), soon("fail", 20), soon("far", 30), soon("done", 2)
+    planner, _, ledger, _, notifier = make([Export("1", "win-info", far)], {"win-info": [near, failed, far, done]})
+    ledger.items[("win-info", "fail")] = ResultState.FAILED
+    ledger.items[("win-info", "done")] = ResultState.COPIED
+    metrics = RecordingMetrics()
+    planner._metrics = metrics
+    first = planner.run(NOW)
+    planner.run(NOW)  # a second run announces nothing again
+    expiring = [(m[2]["result_id"], m[2]["state"]) for m in notifier.messages if m[0] == "result.expiring"]
+    assert expiring == [("fail", "failed"), ("near", "queued")]
+    assert sorted(first.expiring) == [("win-info", "fail"), ("win-info", "near")]
+    assert ("ResultsExpiring", 2) in metrics.figures and ("ResultsExpiring", 0) in metrics.figures
+    message = next(m[2] for m in notifier.messages if m[2]["result_id"] == "near")
+    assert message["hours_left"] == 5.0 and message["expires_at"] == (NOW + timedelta(hours=5)).isoformat()
+
+
+def test_expiring_window_is_configurable() -> None:
+    r = soon("abc", 30)
+    planner, _, _, _, notifier = make([Export("1", "win-info", r)], {"win-info": [r]})
+    planner.expiring_within = timedelta(hours=48)
+    planner.run(NOW)
+    assert [m[0] for m in notifier.messages] == ["result.expiring"]
+
+
+def test_backfill_filters_exports_and_since_and_dry_run_writes_nothing() -> None:
+    old, mid, new = ref("old", 10), ref("mid", 5), ref("new", 1)
+    other = ref("oth", 1, name="all-coupons")
+    exports = [Export("1", "win-info", new), Export("2", "all-coupons", other)]
+    planner, _, ledger, queue, _ = make(exports, {"win-info": [old, mid, new], "all-coupons": [other]})
+    since = NOW - timedelta(days=6)
+    dry = planner.run(NOW, only_exports=frozenset({"win-info"}), since=since, dry_run=True)
+    assert dry.enqueued == [("win-info", "mid"), ("win-info", "new")] and dry.exports == 1
+    assert queue.sent == [] and ledger.items == {}
+    real = planner.run(NOW, only_exports=frozenset({"win-info"}), since=since)
+    assert real.enqueued == [("win-info", "mid"), ("win-info", "new")]
+    assert [j.result_id for j in queue.sent] == ["mid", "new"]

@@ -82,7 +82,13 @@ def load_config_file(environ: MutableMapping[str, str], path: str | None = None)
     table = data.get("env", {})
     if not isinstance(table, dict):
         raise ConfigError(f"config file {name}: [env] must be a table of variables")
-    allowed = set(ENV_VARS) | {"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ENDPOINT_URL"}
+    allowed = set(ENV_VARS) | {
+        "EXPORTLAKE_CACHE_DIR",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+    }
     unknown = sorted(set(table) - allowed)
     if unknown:
         raise ConfigError(f"config file {name}: unknown keys {', '.join(unknown)}")
