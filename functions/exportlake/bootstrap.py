@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -67,7 +68,9 @@ def notifier() -> SnsNotifier:
 
 def planner(metrics: Metrics) -> Planner:
     """The planner service."""
-    return Planner(gateway(), ledger(), SqsJobQueue(client("sqs"), settings().queue_url), notifier(), metrics)
+    service = Planner(gateway(), ledger(), SqsJobQueue(client("sqs"), settings().queue_url), notifier(), metrics)
+    service.expiring_within = timedelta(hours=settings().expiry_warning_hours)
+    return service
 
 
 def copier(metrics: Metrics) -> Copier:

@@ -14,11 +14,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from exportlake.adapters.secrets import PLACEHOLDER_CLIENT_ID
 from exportlake.domain.models import ResultRef, ResultState
 from exportlake.local.errors import explain, secret_hint, where
 
-#: The placeholder ``client_id`` the deployed stack creates the secret with.
-PLACEHOLDER_CLIENT_ID = "REPLACE_ME"
 #: Below this much time left before an uncopied result expires, doctor fails the expiry check.
 EXPIRY_WARNING = timedelta(hours=24)
 
