@@ -294,6 +294,26 @@ def cmd_env(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_put_secret(args: argparse.Namespace) -> int:
+    """Store the gateway credentials in the configured secret (the client secret from stdin, never an argument)."""
+    import getpass
+
+    secret_id = os.environ.get("EXPORTLAKE_SECRET_ID", "").strip()
+    if not secret_id:
+        raise ConfigError("EXPORTLAKE_SECRET_ID is not set: name the secret to write")
+    client_secret = getpass.getpass("client secret: ") if sys.stdin.isatty() else sys.stdin.readline().strip()
+    if not args.client_id.strip() or not client_secret:
+        raise ConfigError("put-secret needs --client-id and the client secret on stdin")
+    value = json.dumps({"client_id": args.client_id.strip(), "client_secret": client_secret})
+    sm = bootstrap.client("secretsmanager")
+    try:
+        sm.put_secret_value(SecretId=secret_id, SecretString=value)
+    except sm.exceptions.ResourceNotFoundException:
+        sm.create_secret(Name=secret_id, SecretString=value)
+    print(f"stored client_id {args.client_id.strip()} and its secret in {secret_id}")
+    return 0
+
+
 def cmd_replan(args: argparse.Namespace) -> int:
     """Invoke the deployed planner (optionally re-queueing failed results) and print its answer."""
     from exportlake.local import stackenv
@@ -393,6 +413,7 @@ _EXAMPLES = {
     "verify": "exportlake verify --export win-info",
     "env": 'eval "$(exportlake env --stack ExportLake)"',
     "replan": "exportlake replan --stack ExportLake --retry-failed",
+    "put-secret": 'echo "$CLIENT_SECRET" | exportlake put-secret --client-id my-client',
     "query": 'exportlake query "SELECT count(*) FROM win_info"',
 }
 
@@ -458,6 +479,9 @@ def build_parser() -> argparse.ArgumentParser:
     env.add_argument("--stack", required=True, metavar="NAME", help="the CloudFormation stack name")
     env.add_argument("--format", choices=("sh", "toml"), default="sh")
     env.set_defaults(func=cmd_env)
+    put_secret = add("put-secret", "store the gateway client_id and client secret (read from stdin) in the secret")
+    put_secret.add_argument("--client-id", required=True)
+    put_secret.set_defaults(func=cmd_put_secret)
     replan = add("replan", "invoke the deployed planner now (with --retry-failed: re-queue failed results)")
     replan.add_argument("--stack", default="ExportLake", metavar="NAME")
     replan.add_argument("--function", metavar="NAME", help="the planner function (default: the stack output)")
