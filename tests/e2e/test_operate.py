@@ -62,8 +62,8 @@ def test_every_error_is_one_line_with_its_fix_and_exit_code(ops: Stack) -> None:
     cases: list[tuple[tuple[str, ...], dict[str, str], int, tuple[str, ...]]] = [
         (("sync",), {"EXPORTLAKE_BUCKET": "never-provisioned"}, 2, ("never-provisioned", "exportlake provision")),
         (("sync",), {"EXPORTLAKE_LEDGER_TABLE": "no-such-ledger"}, 2, ("no-such-ledger", "exportlake provision")),
-        (("sync",), no_region, 2, ("AWS_REGION",)),
-        (("status",), no_region, 2, ("AWS_REGION",)),
+        (("sync",), no_region, 2, ("AWS_DEFAULT_REGION",)),
+        (("status",), no_region, 2, ("AWS_DEFAULT_REGION",)),
         (("sync",), {"EXPORTLAKE_SECRET_ID": "no/such/secret"}, 2, ("no/such/secret", "create-secret")),
         (("sync",), {"EXPORTLAKE_SECRET_ID": "placeholder"}, 2, ("placeholder", "REPLACE_ME", "put-secret-value")),
         (("sync",), {"EXPORTLAKE_SECRET_ID": "not-json"}, 2, ("not a JSON object",)),
@@ -124,7 +124,7 @@ def test_doctor_pinpoints_each_broken_link_in_turn(ops: Stack) -> None:
     assert "local endpoint" in healthy[1]["detail"]
     broken = [
         ({"EXPORTLAKE_QUEUE_URL": ""}, "settings", "EXPORTLAKE_QUEUE_URL"),
-        ({"AWS_REGION": "", "AWS_DEFAULT_REGION": ""}, "aws", "AWS_REGION"),
+        ({"AWS_REGION": "", "AWS_DEFAULT_REGION": ""}, "aws", "AWS_DEFAULT_REGION"),
         ({"EXPORTLAKE_SECRET_ID": "no/such/secret"}, "secret", "create-secret"),
         ({"EXPORTLAKE_SECRET_ID": "placeholder"}, "secret", "put-secret-value"),
         ({"EXPORTLAKE_SECRET_ID": "wrong"}, "token", "client credentials"),

@@ -74,7 +74,7 @@ def check_aws(state: _State, clients: Callable[[str], Any]) -> str:
 
     session = boto3.session.Session()
     if not session.region_name:
-        raise Broken("no AWS region", "export AWS_REGION=<region> (e.g. eu-west-1)")
+        raise Broken("no AWS region", "export AWS_DEFAULT_REGION=<region> (e.g. eu-west-1)")
     if session.get_credentials() is None:
         raise Broken("no AWS credentials", "set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
     endpoint = _endpoint()

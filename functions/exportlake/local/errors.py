@@ -74,7 +74,7 @@ def explain(exc: BaseException) -> Explained:  # noqa: PLR0911 - one return per 
         bx = None  # type: ignore[assignment]
     if bx is not None:
         if isinstance(exc, bx.NoRegionError):
-            return Explained("no AWS region is set: export AWS_REGION=<region> (e.g. eu-west-1)", USAGE)
+            return Explained("no AWS region is set: export AWS_DEFAULT_REGION=<region> (e.g. eu-west-1)", USAGE)
         if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
             return Explained(
                 "no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
