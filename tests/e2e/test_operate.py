@@ -216,6 +216,12 @@ def test_backfill_progress_summary_retry_expiring_status_and_verify(ops: Stack) 
     total = sum(len(ops.sim.results(e["system_name"])) for e in ops.sim.exports())
     assert len(failed_lines) == total - len(selected)
     assert "exportlake sync --retry-failed" in failing.stdout
+    # status names the next expiry among what is not copied yet.
+    waiting = {r["export"]: r for r in json.loads(ops.run("status", "--json").stdout)}["all-coupons"]
+    assert waiting["next_expiry_result"] == soon_coupon and waiting["states"]["failed"] == 2
+    assert datetime.fromisoformat(waiting["next_expiry"]) == datetime.fromisoformat(
+        next(r["expires_at"] for r in ops.sim.results("all-coupons") if r["id"] == soon_coupon)
+    )
     # The cause fixed, a plain sync plans nothing new but does not pretend all is well.
     plain = ops.run("sync")
     assert plain.returncode == 1
