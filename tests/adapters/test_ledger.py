@@ -103,3 +103,17 @@ def test_a_final_failure_never_overrides_a_live_lease(ledger: DynamoLedger) -> N
     assert ledger.mark_failed(JOB, "TransientError: being copied by another copier") is False
     ledger.end_attempt(JOB, "it failed")
     assert ledger.mark_failed(JOB, "TransientError: boom (after 5 attempts)") is True
+
+
+def test_expiring_notice_is_claimed_once_and_survives_a_requeue(ledger: DynamoLedger) -> None:
+    ledger.claim_queued(REF)
+    ledger.mark_failed(JOB, "boom")
+    assert ledger.claim_expiring_notice("win-info", REF.result_id) is True
+    assert ledger.claim_expiring_notice("win-info", REF.result_id) is False
+    assert ledger.claim_queued(REF, retry_failed=True) is True  # rewrites the result's item whole
+    assert ledger.claim_expiring_notice("win-info", REF.result_id) is False
+    # The marker is not a result: reads of results never see it.
+    assert [e.result_id for e in ledger.all_entries()] == [REF.result_id]
+    assert list(ledger.entries("win-info")) == [REF.result_id]
+    ledger.release_expiring_notice("win-info", REF.result_id)  # a failed publish gives it back
+    assert ledger.claim_expiring_notice("win-info", REF.result_id) is True
