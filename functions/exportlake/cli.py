@@ -238,7 +238,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     """Print the status table (or JSON with snake_case keys and typed values)."""
     _preflight(("settings", "aws", "secret"))
     records = status_records()
-    if args.json:
+    if getattr(args, "json", False):
         print(json.dumps(records, indent=1))
     else:
         _console().print(_table("exportlake status", STATUS_COLUMNS, status_rows(records)))
@@ -252,11 +252,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     checks = []
     for check in doctor.run(bootstrap.client):
         checks.append(check)
-        if not args.json:
+        if not getattr(args, "json", False):
             mark = "ok  " if check.ok else "FAIL"
             fix = f" -> fix: {check.fix}" if check.fix and not check.ok else ""
             print(f"{mark} {check.name:<15} {check.detail}{fix}", flush=True)
-    if args.json:
+    if getattr(args, "json", False):
         print(doctor.as_json(checks))
     return 0 if all(c.ok for c in checks) else 1
 
@@ -275,7 +275,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         export=args.export,
         result_id=args.result_id,
     )
-    if args.json:
+    if getattr(args, "json", False):
         print(json.dumps([r.as_dict() for r in results], indent=1))
     else:
         for r in results:
@@ -430,6 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     # SUPPRESS: a sub-command's copy of the option must not overwrite the value given before the sub-command.
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="tracebacks, logs")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
     parser = _Parser(
         prog="exportlake",
         description=__doc__,
@@ -453,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = add("demo", "run the whole pipeline locally (moto + simulator) and show the data")
     demo.add_argument("--seed", type=int, default=0)
-    demo.set_defaults(func=cmd_demo, retry_failed=False, json=False)
+    demo.set_defaults(func=cmd_demo, retry_failed=False)
     provision = add("provision", "create the AWS resources on the configured endpoint (local unless --real-aws)")
     provision.add_argument("--real-aws", action="store_true", help="allow creating resources on real AWS")
     provision.set_defaults(func=cmd_provision)
@@ -462,18 +463,14 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--export", action="append", metavar="NAME", help="only this export (repeatable)")
     sync.add_argument("--since", metavar="DATE", help="only results created at or after DATE (YYYY-MM-DD or ISO)")
     sync.add_argument("--dry-run", action="store_true", help="list what would be copied; change nothing")
-    sync.add_argument("--json", action="store_true", help="print the run's report as JSON")
     sync.set_defaults(func=cmd_sync)
     status = add("status", "per export: newest result, newest copied, lag, rows, states, next expiry")
-    status.add_argument("--json", action="store_true", help="snake_case keys, typed values")
     status.set_defaults(func=cmd_status)
     doctor = add("doctor", "check settings → AWS → secret → token → exports → download → resources → expiry")
-    doctor.add_argument("--json", action="store_true")
     doctor.set_defaults(func=cmd_doctor)
     verify = add("verify", "re-read landed results: raw, Parquet parts, manifest, partition and ledger agree")
     verify.add_argument("--export", metavar="NAME")
     verify.add_argument("result_id", nargs="?", metavar="RESULT_ID")
-    verify.add_argument("--json", action="store_true")
     verify.set_defaults(func=cmd_verify)
     env = add("env", "print a deployed stack's outputs as the settings (shell exports or exportlake.toml)")
     env.add_argument("--stack", required=True, metavar="NAME", help="the CloudFormation stack name")

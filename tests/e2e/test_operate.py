@@ -217,7 +217,7 @@ def test_backfill_progress_summary_retry_expiring_status_and_verify(ops: Stack) 
     assert len(failed_lines) == total - len(selected)
     assert "exportlake sync --retry-failed" in failing.stdout
     # status names the next expiry among what is not copied yet.
-    waiting = {r["export"]: r for r in json.loads(ops.run("status", "--json").stdout)}["all-coupons"]
+    waiting = {r["export"]: r for r in json.loads(ops.run("--json", "status").stdout)}["all-coupons"]  # before or after
     assert waiting["next_expiry_result"] == soon_coupon and waiting["states"]["failed"] == 2
     assert datetime.fromisoformat(waiting["next_expiry"]) == datetime.fromisoformat(
         next(r["expires_at"] for r in ops.sim.results("all-coupons") if r["id"] == soon_coupon)
