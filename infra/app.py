@@ -12,10 +12,11 @@ _FUNCTIONS = str(Path(__file__).resolve().parent.parent / "functions")
 if _FUNCTIONS not in sys.path:
     sys.path.insert(0, _FUNCTIONS)
 
-from infra.config import Config, ConfigError  # noqa: E402
+from infra.config import Config, ConfigError, example_gateway_refusal, stack_name  # noqa: E402
 from infra.nag import add_nag  # noqa: E402
 from infra.stack import ExportLakeStack  # noqa: E402
 
+#: The default stack name; ``-c stackName=ExportLake-staging`` deploys another one beside it.
 STACK_NAME = "ExportLake"
 
 
@@ -24,7 +25,7 @@ def build(app: cdk.App, *, nag: bool = True) -> ExportLakeStack:
     config = Config.from_context(app.node.try_get_context)
     stack = ExportLakeStack(
         app,
-        STACK_NAME,
+        stack_name(app.node.try_get_context, STACK_NAME),
         config=config,
         description="exportlake: NeoDay Automated Exports landed in an S3/Glue/Athena data lake",
     )
@@ -37,6 +38,9 @@ def build(app: cdk.App, *, nag: bool = True) -> ExportLakeStack:
 def main() -> None:
     app = cdk.App()
     try:
+        refusal = example_gateway_refusal(Config.from_context(app.node.try_get_context), app.node.try_get_context)
+        if refusal:
+            raise ConfigError(refusal)
         build(app)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)

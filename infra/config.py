@@ -15,18 +15,18 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from exportlake.domain.schemas import EXPORT_TYPES, ResultSemantics
-from exportlake.settings import is_host_pattern
+from exportlake.settings import DEFAULT_DOWNLOAD_HOSTS, is_host_pattern
 
 if TYPE_CHECKING:
     import aws_cdk as cdk
 
 #: Every context key with its default (the same values as ``cdk.json``) and its meaning (for the docs table).
 DEFAULTS: dict[str, Any] = {
-    "gatewayUrl": "https://gateway.example.neoday.com",
+    "gatewayUrl": "https://gateway.example.neoday.com",  # EXAMPLE_GATEWAY_URL: refused by a real synth
     "schedule": "rate(1 hour)",
     "timeZone": "UTC",
     "notificationEmails": [],
-    "downloadHosts": "*.digitaloceanspaces.com",
+    "downloadHosts": DEFAULT_DOWNLOAD_HOSTS,  # defined once, in the runtime's settings
     "copyConcurrency": 4,
     "rawRetentionDays": 90,
     "athenaResultsRetentionDays": 7,
@@ -38,6 +38,12 @@ DEFAULTS: dict[str, Any] = {
     # Export type → "snapshot" | "delta"; types not named keep the registry's default (see docs/analytics.md).
     "resultSemantics": {},
 }
+
+#: The placeholder gateway of ``cdk.json``: a stack deployed with it can never copy anything.
+EXAMPLE_GATEWAY_URL = "https://gateway.example.neoday.com"
+#: Context key that lets a synth use the example gateway (CI's offline template checks, tests).
+ALLOW_EXAMPLE_KEY = "allowExampleGateway"
+_STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 
 _RATE = re.compile(r"^rate\((?P<n>[1-9]\d*) (?P<unit>minute|minutes|hour|hours|day|days)\)$")
 _CRON = re.compile(r"^cron\((?P<fields>[^()]+)\)$")
@@ -266,3 +272,23 @@ class _Reader:
                 + "\n  - ".join(self.problems)
             )
         return config
+
+
+def example_gateway_refusal(config: Config, get: Callable[[str], Any]) -> str | None:
+    """The one-line refusal when ``gatewayUrl`` is still the example, unless the context allows it (CI checks)."""
+    allowed = str(get(ALLOW_EXAMPLE_KEY) or "").strip().lower() == "true"
+    if config.gateway_url != EXAMPLE_GATEWAY_URL or allowed:
+        return None
+    return (
+        f"gatewayUrl is still the example {EXAMPLE_GATEWAY_URL}: every planner run would fail; set your gateway "
+        "in cdk.json or pass -c gatewayUrl=https://<your-gateway> (offline checks: -c allowExampleGateway=true)"
+    )
+
+
+def stack_name(get: Callable[[str], Any], default: str) -> str:
+    """The stack name from the ``stackName`` context (staging and prod side by side); ``ConfigError`` if invalid."""
+    value = get("stackName")
+    name = default if value is None or str(value).strip() == "" else str(value).strip()
+    if not _STACK_NAME.match(name):
+        raise ConfigError(f"stackName={value!r}: letters, digits and hyphens, starting with a letter (max 128)")
+    return name

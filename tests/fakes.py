@@ -31,6 +31,7 @@ class InMemoryLedger:
         self.items: dict[tuple[str, str], LedgerEntry] = {}
         self.alert_items: dict[str, tuple[str, str]] = {}  # key -> (fingerprint, sent_at)
         self.cursor_value = ""
+        self.expiring: set[tuple[str, str]] = set()
         self.lock = threading.Lock()
         self.writes = 0
 
@@ -261,6 +262,16 @@ class InMemoryLedger:
 
     def alerts(self) -> dict[str, str]:
         return {k: v[0] for k, v in self.alert_items.items()}
+
+    def claim_expiring_notice(self, export_name: str, result_id: str) -> bool:
+        with self.lock:
+            if (export_name, result_id) in self.expiring:
+                return False
+            self.expiring.add((export_name, result_id))
+            return True
+
+    def release_expiring_notice(self, export_name: str, result_id: str) -> None:
+        self.expiring.discard((export_name, result_id))
 
     def cursor(self) -> str:
         return self.cursor_value

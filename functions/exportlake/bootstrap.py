@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -75,7 +76,9 @@ def lake_store() -> S3LakeStore:
 
 def build_planner(metrics: Metrics) -> Planner:
     """The planner service."""
-    return Planner(gateway(), ledger(), job_queue(), notifier(), metrics)
+    service = Planner(gateway(), ledger(), job_queue(), notifier(), metrics)
+    service.expiring_within = timedelta(hours=settings().expiry_warning_hours)
+    return service
 
 
 def dead_letter_url() -> str:

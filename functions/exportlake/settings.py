@@ -25,7 +25,12 @@ ENV_VARS: tuple[str, ...] = (
     "EXPORTLAKE_QUEUE_URL",
     "EXPORTLAKE_DOWNLOAD_HOSTS",
 )
+#: The download allowlist when ``EXPORTLAKE_DOWNLOAD_HOSTS`` is unset; ``infra/config.py`` (and so ``cdk.json``)
+#: takes its default from here, so the two can never disagree.
 DEFAULT_DOWNLOAD_HOSTS = "*.digitaloceanspaces.com"
+#: Optional variables (with defaults; not set by the stack unless configured).
+OPTIONAL_VARS: tuple[str, ...] = ("EXPORTLAKE_EXPIRY_WARNING_HOURS",)
+DEFAULT_EXPIRY_WARNING_HOURS = 24
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _GLUE_DB = re.compile(r"^[a-z0-9_]{1,255}$")
@@ -47,6 +52,8 @@ class Settings:
     topic_arn: str
     queue_url: str
     download_hosts: tuple[str, ...]
+    #: ``result.expiring`` goes out when an uncopied result expires within this many hours.
+    expiry_warning_hours: int = DEFAULT_EXPIRY_WARNING_HOURS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -85,9 +92,13 @@ class Settings:
             problems.append(
                 f"EXPORTLAKE_DOWNLOAD_HOSTS has invalid entries {bad_hosts!r} (host names or '*.' patterns)"
             )
+        raw_hours = env.get("EXPORTLAKE_EXPIRY_WARNING_HOURS", "").strip() or str(DEFAULT_EXPIRY_WARNING_HOURS)
+        hours = int(raw_hours) if raw_hours.isdigit() else 0
+        if not 1 <= hours <= 24 * 30:
+            problems.append(f"EXPORTLAKE_EXPIRY_WARNING_HOURS={raw_hours!r} is not valid (whole hours, 1 to 720)")
         if problems:
             raise ConfigError("invalid exportlake settings: " + "; ".join(problems))
-        return cls(gateway_url, secret_id, bucket, glue_database, ledger_table, topic_arn, queue_url, hosts)
+        return cls(gateway_url, secret_id, bucket, glue_database, ledger_table, topic_arn, queue_url, hosts, hours)
 
     def as_env(self) -> dict[str, str]:
         """The contract as environment variables (the inverse of ``from_env``)."""

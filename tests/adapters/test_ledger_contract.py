@@ -154,3 +154,17 @@ def test_alerts_are_sent_once_per_fingerprint(ledger: Any) -> None:
     assert ledger.cursor() == "win-info" and ledger.alerts() == {}
     ledger.save_cursor("")
     assert ledger.cursor() == ""
+
+
+def test_expiring_notice_is_claimed_once_and_survives_a_requeue(ledger: Any) -> None:
+    ledger.claim_queued(REF)
+    ledger.mark_failed(JOB, "boom")
+    assert ledger.claim_expiring_notice("win-info", REF.result_id) is True
+    assert ledger.claim_expiring_notice("win-info", REF.result_id) is False
+    assert ledger.claim_queued(REF, retry_failed=True) is True  # rewrites the result's item whole
+    assert ledger.claim_expiring_notice("win-info", REF.result_id) is False
+    # The marker is not a result: reads of results never see it.
+    assert [e.result_id for e in ledger.all_entries()] == [REF.result_id]
+    assert list(ledger.entries("win-info")) == [REF.result_id]
+    ledger.release_expiring_notice("win-info", REF.result_id)  # a failed publish gives it back
+    assert ledger.claim_expiring_notice("win-info", REF.result_id) is True

@@ -45,8 +45,10 @@ class Stack:
         return boto3.client(service, endpoint_url=self.moto.endpoint, region_name=LOCAL_REGION)
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One moto server and simulator per test module (each test provisions for itself: provision is idempotent)."""
+    tmp_path = tmp_path_factory.mktemp("stack")
     with MotoServer() as moto, GatewaySimulator(seed=21, records=(10, 30), max_per_page=3) as sim:
         env = demo_env(moto.endpoint, sim.url, LOCAL_REGION, LOCAL_ACCOUNT)
         env["EXPORTLAKE_CACHE_DIR"] = str(tmp_path / "cache")

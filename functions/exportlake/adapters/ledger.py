@@ -11,6 +11,9 @@ from exportlake.domain.errors import LeaseLost
 from exportlake.domain.models import CopyJob, ResultRef, ResultState
 from exportlake.domain.ports import LedgerEntry
 
+#: The partition-key prefix of the markers that make ``result.expiring`` go out once (never a valid export name).
+EXPIRING_MARK = "#expiring#"
+
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
@@ -76,7 +79,12 @@ class DynamoLedger:
         """Every entry (for ``exportlake status``; the ledger is small: one item per result)."""
         out: list[LedgerEntry] = []
         for page in self._db.get_paginator("scan").paginate(TableName=self._table, ConsistentRead=True):
-            out.extend(self._entry(item) for item in page.get("Items", []) if "state" in item)
+            out.extend(
+                self._entry(item)
+                for item in page.get("Items", [])
+                # alerts and markers are not results
+                if "state" in item and not item["export_name"]["S"].startswith(EXPIRING_MARK)
+            )
         return out
 
     # -- transitions ------------------------------------------------------------------------------------------
@@ -315,6 +323,28 @@ class DynamoLedger:
             UpdateExpression="SET notified = :true REMOVE notify_until, notify_owner",
             ExpressionAttributeValues={":true": {"BOOL": True}},
         )
+
+    def claim_expiring_notice(self, export_name: str, result_id: str) -> bool:
+        """Take the one right to announce that a result expires soon; True if this call took it.
+
+        A marker item of its own (partition ``#expiring#<export>``), not a flag on the result's item: the result's
+        item is rewritten whole by some transitions (a re-queue), which would drop a flag and announce it again.
+        """
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item={**self._key(EXPIRING_MARK + export_name, result_id), "at": {"S": _now()}},
+                ConditionExpression="attribute_not_exists(result_id)",
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def release_expiring_notice(self, export_name: str, result_id: str) -> None:
+        """Give the expiring-notice right back (its publish failed), so the next run sends it."""
+        self._db.delete_item(TableName=self._table, Key=self._key(EXPIRING_MARK + export_name, result_id))
 
     def end_attempt(self, job: CopyJob, owner: str, error: str) -> None:
         """Give ``owner``'s lease back after a failed attempt, so the retry need not wait for it to lapse."""

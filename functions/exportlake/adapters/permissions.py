@@ -121,6 +121,8 @@ USES: dict[str, dict[str, tuple[str, ...]]] = {
             "alerts",
             "cursor",
             "save_cursor",
+            "claim_expiring_notice",
+            "release_expiring_notice",
         ),
         "exportlake.adapters.queue.SqsJobQueue": ALL_METHODS,
         "exportlake.adapters.notifier.SnsNotifier": ALL_METHODS,

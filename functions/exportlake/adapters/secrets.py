@@ -10,6 +10,8 @@ from exportlake.adapters.gateway import Credentials
 from exportlake.domain.errors import ConfigError
 
 CACHE_SECONDS = 300
+#: The ``client_id`` the stack creates the secret with, until someone puts the real pair in.
+PLACEHOLDER_CLIENT_ID = "REPLACE_ME"
 
 
 class SecretCredentials:
@@ -30,4 +32,9 @@ class SecretCredentials:
         client_id, client_secret = value.get("client_id"), value.get("client_secret")
         if not isinstance(client_id, str) or not client_id or not isinstance(client_secret, str) or not client_secret:
             raise ConfigError(f"secret {self._secret_id} needs string fields client_id and client_secret")
+        if client_id == PLACEHOLDER_CLIENT_ID:  # what the deployed stack puts there: say so, not "HTTP 401"
+            raise ConfigError(
+                f"secret {self._secret_id} still holds the placeholder client_id {PLACEHOLDER_CLIENT_ID}: put the "
+                "gateway's client_id/client_secret in it (aws secretsmanager put-secret-value)"
+            )
         return Credentials(client_id, client_secret)

@@ -7,9 +7,10 @@ Subscribers filter on the ``event_type`` message attribute; the payloads below a
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING
 
-from exportlake.domain.models import ResultState
+from exportlake.domain.models import ResultRef, ResultState
 
 if TYPE_CHECKING:
     from exportlake.domain.ports import Ledger, Notifier
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 RESULT_COPIED = "result.copied"
 RESULT_FAILED = "result.failed"
 RESULT_EXPIRED = "result.expired"
+RESULT_EXPIRING = "result.expiring"
 SCHEMA_CHANGED = "schema.changed"
 SYNC_FAILED = "sync.failed"
 EXPORT_INVALID = "export.invalid"
@@ -27,6 +29,7 @@ EVENT_TYPES: tuple[str, ...] = (
     RESULT_COPIED,
     RESULT_FAILED,
     RESULT_EXPIRED,
+    RESULT_EXPIRING,
     SCHEMA_CHANGED,
     SYNC_FAILED,
     EXPORT_INVALID,
@@ -113,6 +116,24 @@ def result_expired(notifier: Notifier, export_name: str, result_id: str, created
         export_name,
         f"exportlake: result {result_id} of {export_name} expired before it was copied",
         {"export": export_name, "result_id": result_id, "created_at": created_at, "expires_at": expires_at or None},
+    )
+
+
+def result_expiring(notifier: Notifier, ref: ResultRef, state: str, now: datetime) -> None:
+    """``result.expiring``: a result not copied yet expires soon (sent once per result)."""
+    expires = ref.expires_at or now
+    notifier.publish(
+        RESULT_EXPIRING,
+        ref.export_name,
+        f"exportlake: result {ref.result_id} of {ref.export_name} expires before it is copied",
+        {
+            "export": ref.export_name,
+            "result_id": ref.result_id,
+            "created_at": ref.created_at.isoformat(),
+            "expires_at": expires.isoformat(),
+            "hours_left": round((expires - now).total_seconds() / 3600, 1),
+            "state": state,
+        },
     )
 
 

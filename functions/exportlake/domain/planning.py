@@ -131,6 +131,8 @@ class PlanReport:
     invalid: list[tuple[str, str, str]] = field(default_factory=list)
     #: Exports left for the next run because this one ran out of time.
     deferred: list[str] = field(default_factory=list)
+    #: Results not copied yet that expire soon, announced by this run.
+    expiring: list[tuple[str, str]] = field(default_factory=list)
 
 
 def run_failure_cause(exc: BaseException) -> tuple[str, str]:
@@ -150,6 +152,9 @@ def run_failure_cause(exc: BaseException) -> tuple[str, str]:
 class Planner:
     """Runs a plan for every export and enqueues one copy job per result that needs copying."""
 
+    #: How long before its expiry an uncopied (or failed) result is announced with ``result.expiring``.
+    expiring_within: timedelta = timedelta(hours=24)
+
     def __init__(self, gateway: Gateway, ledger: Ledger, queue: JobQueue, notifier: Notifier, metrics: Metrics):
         self._gateway = gateway
         self._ledger = ledger
@@ -163,11 +168,16 @@ class Planner:
         *,
         retry_failed: bool = False,
         remaining: Callable[[], float] | None = None,
+        only_exports: frozenset[str] | None = None,
+        since: datetime | None = None,
+        dry_run: bool = False,
     ) -> PlanReport:
-        """Plan every export. An export that fails is reported and the others still run.
+        """Plan every export (or only ``only_exports``; only results created at or after ``since``).
 
-        ``remaining`` gives the seconds left in this invocation: with too little left, the exports not yet
-        planned are deferred to the next run, which starts with them (nothing is lost or repeated).
+        An export that fails is reported and the others still run. ``remaining`` gives the seconds left in this
+        invocation: with too little left, the exports not yet planned are deferred to the next run, which starts
+        with them (nothing is lost or repeated). ``dry_run`` writes nothing: ``enqueued`` and ``expired`` then
+        list what a real run would queue and report.
         """
         report = PlanReport()
         try:
@@ -176,6 +186,8 @@ class Planner:
             self._run_failed(exc, now)
             raise
         self._run_ok()
+        if only_exports is not None:
+            exports = [e for e in exports if e.system_name in only_exports]
         report.exports = len(exports)
         cursor = self._ledger.cursor()
         last = ""
@@ -186,6 +198,9 @@ class Planner:
             if export.last_run_error:
                 self._invalid(report, export.system_name, "last_run", export.system_name, export.last_run_error)
             try:
+                if since is not None or dry_run:
+                    self._plan_selected(export, now, report, retry_failed, since, dry_run)
+                    continue
                 self._plan_one(export, now, report, retry_failed)
             except Exception as exc:  # AWS errors too: one export's failure must not stop the others
                 log.error("planning export %s failed: %s", export.system_name, exc)
@@ -199,6 +214,7 @@ class Planner:
         self._metrics.add("ResultsExpired", len(report.expired), "Count")
         if report.invalid:
             self._metrics.add("ItemsInvalid", len(report.invalid), "Count")
+        self._metrics.add("ResultsExpiring", len(report.expiring), "Count")
         return report
 
     @staticmethod
@@ -208,7 +224,9 @@ class Planner:
         later = [e for e in ordered if e.system_name > cursor]
         return later + [e for e in ordered if e.system_name <= cursor]
 
-    def _plan_one(self, export: Export, now: datetime, report: PlanReport, retry_failed: bool) -> None:
+    def _plan_one(
+        self, export: Export, now: datetime, report: PlanReport, retry_failed: bool, since: datetime | None = None
+    ) -> None:
         # An export that never ran has nothing to list; skip the round trip.
         listed = (
             []
@@ -218,7 +236,7 @@ class Planner:
             )
         )
         known = self._ledger.entries(export.system_name)
-        plan = plan_export(export, listed, known, now, retry_failed=retry_failed)
+        plan = _cut(plan_export(export, listed, known, now, retry_failed=retry_failed), since)
         bounds = LostBounds.at(now)
         for ref in plan.expired:
             # The conditional write makes the report happen once, however many planners run.
@@ -268,6 +286,8 @@ class Planner:
             # Their dead letters are superseded by the new jobs; left there they keep the DLQ alarm red.
             self._queue.discard_dead_letters(retried)
 
+        self._warn_expiring(export, listed, known, now, report)
+
     # -- reporting --------------------------------------------------------------------------------------------
     def _invalid(self, report: PlanReport, export_name: str, what: str, item: str, error: Exception | str) -> None:
         """Report one item that failed validation: log, count, and one notice per item, ever."""
@@ -308,6 +328,50 @@ class Planner:
         except Exception as exc:
             log.warning("could not clear the sync.failed record: %s", exc)
 
+    def _warn_expiring(
+        self, export: Export, listed: list[ResultRef], known: dict[str, LedgerEntry], now: datetime, report: PlanReport
+    ) -> None:
+        """Publish ``result.expiring`` once per result not copied yet that expires within ``expiring_within``."""
+        horizon = now + self.expiring_within
+        candidates = {r.result_id: r for r in listed}
+        if export.last_run is not None:
+            candidates.setdefault(export.last_run.result_id, export.last_run)
+        for ref in sorted(candidates.values()):
+            entry = known.get(ref.result_id)
+            if ref.expires_at is None or ref.is_expired(now) or ref.expires_at > horizon:
+                continue
+            if entry is not None and entry.state in (ResultState.COPIED, ResultState.EXPIRED):
+                continue
+            # The ledger flag makes it once, however many planners run; a failed publish gives the flag back.
+            if not self._ledger.claim_expiring_notice(ref.export_name, ref.result_id):
+                continue
+            try:
+                notices.result_expiring(
+                    self._notifier, ref, entry.state.value if entry else ResultState.QUEUED.value, now
+                )
+            except BaseException:
+                self._ledger.release_expiring_notice(ref.export_name, ref.result_id)
+                raise
+            report.expiring.append((ref.export_name, ref.result_id))
+
+    def _plan_selected(
+        self, export: Export, now: datetime, report: PlanReport, retry_failed: bool, since: datetime | None, dry: bool
+    ) -> None:
+        """A backfill: the plan limited to results created at or after ``since``; ``dry`` only reports it."""
+        if not dry:
+            # Same path as a normal run, with the gateway's answers cut to the selected results.
+            self._plan_one(export, now, report, retry_failed, since=since)
+            return
+        listed = (
+            []
+            if export.last_run is None and not export.last_run_error
+            else self._gateway.list_results(export.system_name, on_invalid=lambda *a: None)
+        )
+        known = self._ledger.entries(export.system_name)
+        plan = _cut(plan_export(export, listed, known, now, retry_failed=retry_failed), since)
+        report.enqueued.extend((r.export_name, r.result_id) for r in plan.to_copy)
+        report.expired.extend((r.export_name, r.result_id) for r in plan.expired)
+
     def _send(self, export_name: str, result_id: str, state: ResultState, created_at: str, detail: str) -> None:
         """Notify an expired (``detail``: expires_at) or failed (``detail``: the error) result, once."""
 
@@ -318,3 +382,14 @@ class Planner:
                 notices.result_failed(self._notifier, export_name, result_id, detail)
 
         notices.notify_once(self._ledger, export_name, result_id, state, send)
+
+
+def _cut(plan: ExportPlan, since: datetime | None) -> ExportPlan:
+    """``plan`` without the results created before ``since`` (``last_run`` included)."""
+    if since is None:
+        return plan
+    return ExportPlan(
+        plan.export_name,
+        tuple(r for r in plan.to_copy if r.created_at >= since),
+        tuple(r for r in plan.expired if r.created_at >= since),
+    )

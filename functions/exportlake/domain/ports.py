@@ -135,6 +135,10 @@ class Ledger(Protocol):
 
     def save_cursor(self, export_name: str) -> None: ...
 
+    def claim_expiring_notice(self, export_name: str, result_id: str) -> bool: ...
+
+    def release_expiring_notice(self, export_name: str, result_id: str) -> None: ...
+
 
 class Sink(Protocol):
     """A writable object being uploaded: visible (whole) only after ``close()``; ``abort()`` discards it."""

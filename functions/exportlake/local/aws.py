@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from exportlake.adapters.catalog import GlueCatalog
+from exportlake.domain.errors import ConfigError
 from exportlake.domain.limits import COPIER_TIMEOUT_SECONDS, MAX_RECEIVES
 from exportlake.domain.schemas import EXPORT_TYPES
 from exportlake.settings import Settings, queue_name, topic_name
@@ -116,6 +118,15 @@ def provision(settings: Settings, clients: Any) -> Provisioned:
     for export_type in EXPORT_TYPES.values():
         catalog.create_table(export_type.table_name, export_type.columns, export_type.description)
     return Provisioned(queue_url, dlq_url, topic_arn)
+
+
+def refuse_real_aws(env: Mapping[str, str], *, real_aws: bool) -> None:
+    """Stop ``provision`` from creating resources on real AWS by accident: it needs an endpoint or ``--real-aws``."""
+    if not env.get("AWS_ENDPOINT_URL", "").strip() and not real_aws:
+        raise ConfigError(
+            "provision would create resources on real AWS (AWS_ENDPOINT_URL is not set): set AWS_ENDPOINT_URL to "
+            "the local emulator, deploy with `make deploy`, or pass --real-aws if you mean it"
+        )
 
 
 def demo_env(aws_endpoint: str, gateway_url: str, region: str, account: str) -> dict[str, str]:

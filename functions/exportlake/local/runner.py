@@ -12,6 +12,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -142,7 +143,33 @@ def run_planner(retry_failed: bool = False) -> dict[str, Any]:
     return result
 
 
-def drain_queue(batch_size: int = 10) -> tuple[int, int, set[tuple[str, str]]]:
+def run_selected_planner(
+    retry_failed: bool, only_exports: frozenset[str] | None, since: datetime | None, dry_run: bool
+) -> dict[str, Any]:
+    """The planner service itself, for a backfill or a dry run (filters the scheduled handler never gets)."""
+    from exportlake.domain.errors import ExportlakeError
+    from exportlake.domain.naming import now_utc
+    from exportlake.domain.ports import NullMetrics
+
+    report = bootstrap.build_planner(NullMetrics()).run(
+        now_utc(), retry_failed=retry_failed, only_exports=only_exports, since=since, dry_run=dry_run
+    )
+    summary: dict[str, Any] = {
+        "exports": report.exports,
+        "enqueued": 0 if dry_run else len(report.enqueued),
+        "expired": 0 if dry_run else len(report.expired),
+        "errors": report.errors,
+    }
+    if dry_run:
+        summary["would_copy"] = list(report.enqueued)
+    if report.errors:
+        raise ExportlakeError(f"planning failed for {len(report.errors)} export(s): {'; '.join(report.errors)}")
+    return summary
+
+
+def drain_queue(
+    batch_size: int = 10, on_batch: Callable[[Sequence[tuple[str, str]]], None] | None = None
+) -> tuple[int, int, set[tuple[str, str]]]:
     """Feed the copy-jobs queue to the copier handler until it is empty.
 
     Returns (invocations, retried messages, jobs seen). Failed messages are made visible again at once, so a job
@@ -177,6 +204,8 @@ def drain_queue(batch_size: int = 10) -> tuple[int, int, set[tuple[str, str]]]:
             failed_ids = {m["MessageId"] for m in messages}
         invocations += 1
         done = [m for m in messages if m["MessageId"] not in failed_ids]
+        if on_batch is not None:
+            on_batch([(str(b.get("export_name")), str(b.get("result_id"))) for b in map(_body, done)])
         for i in range(0, len(done), 10):
             sqs.delete_message_batch(
                 QueueUrl=settings.queue_url,
@@ -194,6 +223,11 @@ def drain_queue(batch_size: int = 10) -> tuple[int, int, set[tuple[str, str]]]:
                         QueueUrl=settings.queue_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
                     )
     return invocations, retried, seen
+
+
+def _body(message: dict[str, Any]) -> dict[str, Any]:
+    body = json.loads(message["Body"])
+    return body if isinstance(body, dict) else {}
 
 
 def _to_dead_letter(sqs: Any, queue_url: str, message: dict[str, Any]) -> None:
@@ -228,7 +262,14 @@ def _jobs(entries: list[LedgerEntry]) -> list[CopyJob]:
     return jobs
 
 
-def finish_unfinished(report: SyncReport, seen: set[tuple[str, str]], *, wait: float = HELD_WAIT_SECONDS) -> None:
+def finish_unfinished(
+    report: SyncReport,
+    seen: set[tuple[str, str]],
+    *,
+    wait: float = HELD_WAIT_SECONDS,
+    on_batch: Callable[[Sequence[tuple[str, str]]], None] | None = None,
+    only_exports: frozenset[str] | None = None,
+) -> None:
     """Make the ledger the truth: queue and copy every unfinished result nobody live holds, wait for the rest.
 
     Results left "queued"/"copying" by killed runs (or whose messages are hidden by a killed receive) are found
@@ -240,7 +281,7 @@ def finish_unfinished(report: SyncReport, seen: set[tuple[str, str]], *, wait: f
     rounds = 0
     while True:
         now = iso(datetime.now(UTC))
-        left = _unfinished(ledger.all_entries())
+        left = [e for e in _unfinished(ledger.all_entries()) if only_exports is None or e.export_name in only_exports]
         ready = [e for e in left if not _held_by_live(e, now)]
         held = [e for e in left if _held_by_live(e, now)]
         if ready and rounds < MAX_FINISH_ROUNDS:
@@ -250,7 +291,7 @@ def finish_unfinished(report: SyncReport, seen: set[tuple[str, str]], *, wait: f
                 (j.export_name, j.result_id) for j in jobs if (j.export_name, j.result_id) not in seen
             )
             queue.send(jobs)
-            invocations, retried, more = drain_queue()
+            invocations, retried, more = drain_queue(on_batch=on_batch)
             report.invocations += invocations
             report.retried += retried
             seen |= more
@@ -281,22 +322,42 @@ def sweep_uploads() -> int:
     return aborted
 
 
-def sync(retry_failed: bool = False, *, wait: float = HELD_WAIT_SECONDS) -> SyncReport:
+def sync(
+    retry_failed: bool = False,
+    *,
+    only_exports: frozenset[str] | None = None,
+    since: datetime | None = None,
+    dry_run: bool = False,
+    on_planned: Callable[[dict[str, Any]], None] | None = None,
+    on_batch: Callable[[Sequence[tuple[str, str]]], None] | None = None,
+    wait: float = HELD_WAIT_SECONDS,
+) -> SyncReport:
     """Plan, run every copy job, then finish whatever the ledger says is unfinished, as the pipeline would.
 
     ``report.ok`` (exit 0) means the ledger holds every copyable result as copied and announced.
+    ``only_exports``/``since`` limit the plan (a backfill); ``dry_run`` plans without writing or copying.
+    ``on_planned`` and ``on_batch`` report progress (the plan's summary; each copier invocation's results).
+    ``wait`` bounds how long results held by other live copiers are waited for.
     """
     report = SyncReport()
     try:
-        report.planned = run_planner(retry_failed)
+        if only_exports is None and since is None and not dry_run:
+            report.planned = run_planner(retry_failed)
+        else:
+            report.planned = run_selected_planner(retry_failed, only_exports, since, dry_run)
     except Exception as exc:  # the planner plans every export it can before it raises; copy those anyway
         report.planner_error = str(exc)
-    report.invocations, report.retried, seen = drain_queue()
-    finish_unfinished(report, seen, wait=wait)
+    if dry_run:
+        return report
+    if on_planned is not None:
+        on_planned(report.planned)
+    report.invocations, report.retried, seen = drain_queue(on_batch=on_batch)
+    finish_unfinished(report, seen, wait=wait, on_batch=on_batch, only_exports=only_exports)
     report.aborted_uploads = sweep_uploads()
     ledger = bootstrap.ledger()
     held = set(report.held)
-    for entry in sorted(ledger.all_entries(), key=lambda e: (e.export_name, e.result_id)):
+    entries = [e for e in ledger.all_entries() if only_exports is None or e.export_name in only_exports]
+    for entry in sorted(entries, key=lambda e: (e.export_name, e.result_id)):
         key = (entry.export_name, entry.result_id)
         if entry.state == ResultState.COPIED:
             if key in seen:

@@ -1,0 +1,167 @@
+"""The sync's progress display (rich, only on a terminal) and its end-of-run summary (text or JSON).
+
+The summary reads the ``SyncReport`` defensively (``getattr`` with defaults): the runner's report grows fields
+(``pending``, ``expired``) as the local runner evolves, and the summary shows whatever it holds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from exportlake.domain.ports import LedgerEntry
+
+
+@dataclass
+class SyncProgress:
+    """Results and rows copied so far, for a rich progress bar (results, rows, bytes/s, ETA)."""
+
+    enabled: bool
+    read_entry: Callable[[str, str], LedgerEntry | None]
+    total: int = 0
+    results: int = 0
+    rows: int = 0
+    bytes: int = 0
+    _progress: Any = None
+    _task: Any = None
+    _seen: set[tuple[str, str]] = field(default_factory=set)
+
+    def __enter__(self) -> SyncProgress:
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._progress = Progress(
+                SpinnerColumn(),
+                TextColumn("[bold]sync[/bold] {task.fields[what]}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("results · {task.fields[rows]:,} rows · {task.fields[rate]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                transient=False,
+            )
+            self._progress.__enter__()
+            self._task = self._progress.add_task("sync", total=None, what="planning", rows=0, rate="-")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(None, None, None)
+
+    def planned(self, planned: dict[str, Any]) -> None:
+        """The planner ran: the total is the results it queued."""
+        self.total = int(planned.get("enqueued", 0) or 0)
+        if self._progress is not None:
+            self._progress.update(self._task, total=max(self.total, 1), what="copying")
+
+    def batch(self, done: Sequence[tuple[str, str]]) -> None:
+        """One copier invocation finished these results (copied or not)."""
+        for key in done:
+            if key in self._seen:
+                continue
+            self._seen.add(key)
+            entry = self.read_entry(*key)
+            self.results += 1
+            if entry is not None:
+                self.rows += entry.rows
+                self.bytes += entry.bytes
+        if self._progress is not None:
+            elapsed = self._progress.tasks[0].elapsed or 0.0
+            rate = f"{self.bytes / elapsed / 1e6:.1f} MB/s" if elapsed > 0 else "-"
+            self._progress.update(self._task, completed=self.results, rows=self.rows, rate=rate, what="copying")
+
+
+def _list(report: Any, name: str) -> list[Any]:
+    value = getattr(report, name, None)
+    return list(value) if isinstance(value, list | tuple | set) else []
+
+
+def summary(
+    report: Any,
+    *,
+    only_exports: Sequence[str] = (),
+    since: str = "",
+    dry_run: bool = False,
+    ledger_failed: Sequence[LedgerEntry] = (),
+) -> dict[str, Any]:
+    """The run as a JSON-ready dict: planned, copied, failed, expired, pending, and how to retry."""
+    planned = dict(getattr(report, "planned", {}) or {})
+    failed = [
+        {"export": f[0], "result_id": f[1], "error": str(f[2]) if len(f) > 2 else ""}
+        for f in _list(report, "failed")
+        if isinstance(f, list | tuple) and len(f) >= 2
+    ]
+    copied = [{"export": c[0], "result_id": c[1]} for c in _list(report, "copied") if len(c) >= 2]
+
+    def pairs(name: str) -> list[dict[str, str]]:
+        out = []
+        for item in _list(report, name):
+            if isinstance(item, list | tuple) and len(item) >= 2:
+                out.append({"export": str(item[0]), "result_id": str(item[1])})
+            elif hasattr(item, "export_name"):
+                out.append({"export": item.export_name, "result_id": item.result_id})
+        return out
+
+    data: dict[str, Any] = {
+        "ok": bool(getattr(report, "ok", not failed)),
+        "dry_run": dry_run,
+        "filters": {"exports": list(only_exports), "since": since or None},
+        "exports": int(planned.get("exports", 0) or 0),
+        "enqueued": int(planned.get("enqueued", 0) or 0),
+        "would_copy": [{"export": e, "result_id": r} for e, r in planned.get("would_copy", [])],
+        "expired_now": int(planned.get("expired", 0) or 0),
+        "copied": copied,
+        "failed": failed,
+        "expired": pairs("expired"),
+        "pending": pairs("pending"),
+        "ledger_failed": [{"export": e.export_name, "result_id": e.result_id, "error": e.error} for e in ledger_failed],
+        "invocations": int(getattr(report, "invocations", 0) or 0),
+        "retried": int(getattr(report, "retried", 0) or 0),
+        "planner_error": str(getattr(report, "planner_error", "") or ""),
+    }
+    return data
+
+
+def render_lines(data: dict[str, Any]) -> list[str]:
+    """The summary as lines for people: totals, then what failed, expired, is pending, and the retry command."""
+    if data["dry_run"]:
+        lines = [f"dry run: {len(data['would_copy'])} results would be copied from {data['exports']} exports"]
+        lines += [f"  would copy: {w['export']} {w['result_id']}" for w in data["would_copy"]]
+        return lines
+    lines = [
+        f"planned {data['exports']} exports: {data['enqueued']} new results, {data['expired_now']} expired; "
+        f"{len(data['copied'])} copied in {data['invocations']} copier invocations ({data['retried']} retried)"
+    ]
+    if data["planner_error"]:
+        lines.append(f"planner: {data['planner_error']}")
+    lines += [f"failed: {f['export']} {f['result_id']}: {f['error']}" for f in data["failed"]]
+    lines += [f"expired: {e['export']} {e['result_id']}" for e in data["expired"]]
+    lines += [f"pending: {p['export']} {p['result_id']}" for p in data["pending"]]
+    # Results left failed by earlier runs: a plain sync does not touch them, so say so every time.
+    older = [f for f in data["ledger_failed"] if (f["export"], f["result_id"]) not in _keys(data["failed"])]
+    if older:
+        names = sorted({f["export"] for f in older})
+        lines.append(f"still failed from earlier runs: {len(older)} results ({', '.join(names)})")
+    if data["failed"] or older:
+        lines.append("fix the cause (exportlake doctor), then retry: exportlake sync --retry-failed")
+    return lines
+
+
+def _keys(items: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    return {(i["export"], i["result_id"]) for i in items}
+
+
+def to_json(data: dict[str, Any]) -> str:
+    """The summary as JSON."""
+    return json.dumps(data, indent=1, default=str)

@@ -1,0 +1,143 @@
+"""``exportlake verify``: re-read a landed result and check that every record of it agrees.
+
+Raw archive (gzip size, then the SHA-256 and length of the JSON inside), Parquet parts (sizes and row counts from
+their footers), manifest, Glue partition (location) and ledger (rows, bytes, location) must tell one story.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zlib
+from dataclasses import asdict, dataclass, field
+from datetime import UTC
+from typing import Any
+
+from exportlake.domain.models import ResultState
+from exportlake.domain.naming import manifest_key, parse_timestamp, partition_values
+from exportlake.domain.ports import LedgerEntry
+
+_CHUNK = 8 << 20
+
+
+@dataclass
+class Verdict:
+    """What ``verify`` found for one result."""
+
+    export: str
+    result_id: str
+    rows: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing drifted."""
+        return not self.problems
+
+    def line(self) -> str:
+        """One line for people."""
+        head = f"{self.export} {self.result_id}"
+        return f"ok    {head}: {self.rows} rows agree" if self.ok else f"DRIFT {head}: {'; '.join(self.problems)}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """For ``--json``."""
+        return {**asdict(self), "ok": self.ok}
+
+
+def _raw_digest(s3: Any, bucket: str, key: str) -> tuple[int, int, str]:
+    """(gzip bytes, JSON bytes, SHA-256 of the JSON) of the raw archive, streamed."""
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+    inflate = zlib.decompressobj(wbits=31)
+    digest = hashlib.sha256()
+    packed = unpacked = 0
+    while chunk := body.read(_CHUNK):
+        packed += len(chunk)
+        data = inflate.decompress(chunk)
+        while True:  # concatenated gzip members (a parallel gzip writes several)
+            unpacked += len(data)
+            digest.update(data)
+            if not inflate.eof or not inflate.unused_data:
+                break
+            rest = inflate.unused_data
+            inflate = zlib.decompressobj(wbits=31)
+            data = inflate.decompress(rest)
+    tail = inflate.flush()
+    unpacked += len(tail)
+    digest.update(tail)
+    return packed, unpacked, digest.hexdigest()
+
+
+def _parquet_rows(s3: Any, bucket: str, key: str) -> int:
+    import pyarrow.parquet as pq
+
+    data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    return int(pq.ParquetFile(io.BytesIO(data)).metadata.num_rows)
+
+
+def check(s3: Any, catalog: Any, entry: LedgerEntry, bucket: str) -> Verdict:
+    """Compare ledger, manifest, raw archive, parts and partition of one copied result."""
+    verdict = Verdict(entry.export_name, entry.result_id, entry.rows)
+    problems = verdict.problems
+    try:
+        manifest = json.loads(
+            s3.get_object(Bucket=bucket, Key=manifest_key(entry.export_name, entry.result_id))["Body"].read()
+        )
+    except Exception as exc:
+        problems.append(f"manifest unreadable: {type(exc).__name__}")
+        return verdict
+    rows = int(manifest.get("rows", -1))
+    location = str(manifest.get("location", ""))
+    if rows != entry.rows:
+        problems.append(f"ledger rows {entry.rows} != manifest rows {rows}")
+    if entry.location and entry.location != location:
+        problems.append(f"ledger location {entry.location} != manifest {location}")
+    raw = manifest.get("raw", {})
+    if entry.bytes and int(raw.get("json_bytes", -1)) != entry.bytes:
+        problems.append(f"ledger bytes {entry.bytes} != manifest json_bytes {raw.get('json_bytes')}")
+    try:
+        packed, unpacked, sha = _raw_digest(s3, bucket, str(raw.get("key")))
+        if packed != int(raw.get("gzip_bytes", -1)):
+            problems.append(f"raw archive is {packed} bytes, manifest says {raw.get('gzip_bytes')}")
+        if unpacked != int(raw.get("json_bytes", -1)) or sha != raw.get("sha256"):
+            problems.append("raw JSON does not match the manifest's SHA-256/length")
+    except Exception as exc:
+        problems.append(f"raw archive unreadable: {type(exc).__name__}")
+    part_rows = 0
+    for part in manifest.get("parts", []):
+        key = str(part.get("key", ""))
+        try:
+            size = int(s3.head_object(Bucket=bucket, Key=key)["ContentLength"])
+            if size != int(part.get("bytes", -1)):
+                problems.append(f"part {key.rsplit('/', 1)[-1]} is {size} bytes, manifest says {part.get('bytes')}")
+            counted = _parquet_rows(s3, bucket, key)
+            if counted != int(part.get("rows", -1)):
+                problems.append(f"part {key.rsplit('/', 1)[-1]} holds {counted} rows, manifest says {part.get('rows')}")
+            part_rows += counted
+        except Exception as exc:
+            problems.append(f"part {key} unreadable: {type(exc).__name__}")
+    if part_rows != rows:
+        problems.append(f"parts hold {part_rows} rows, manifest says {rows}")
+    table = str(manifest.get("table", entry.table))
+    day = parse_timestamp(manifest.get("created_at"), "created_at").astimezone(UTC).strftime("%Y-%m-%d")
+    values = partition_values(entry.export_name, day, entry.result_id)
+    found = [p for p in catalog.partitions(table) if p.get("Values") == values]
+    if not found:
+        problems.append(f"no Glue partition {values} in {table}")
+    elif found[0].get("StorageDescriptor", {}).get("Location", "").rstrip("/") != location.rstrip("/"):
+        problems.append(f"partition location {found[0]['StorageDescriptor'].get('Location')} != manifest {location}")
+    return verdict
+
+
+def verify(
+    s3: Any, catalog: Any, ledger: Any, bucket: str, *, export: str | None = None, result_id: str | None = None
+) -> list[Verdict]:
+    """Check every copied result (of ``export``; or the one ``result_id``)."""
+    entries = [
+        e
+        for e in ledger.all_entries()
+        if e.state == ResultState.COPIED
+        and (export is None or e.export_name == export)
+        and (result_id is None or e.result_id == result_id)
+    ]
+    return [check(s3, catalog, e, bucket) for e in sorted(entries, key=lambda e: (e.export_name, e.created_at))]
