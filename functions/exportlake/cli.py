@@ -93,6 +93,10 @@ def _open_failures(exports: frozenset[str] | None) -> list[Any]:
     return out
 
 
+#: ``sync``'s exit status when only results held by another live copier are left (see ``local.runner``).
+EXIT_HELD = 3
+
+
 def cmd_sync(args: argparse.Namespace) -> int:
     """Plan and copy until nothing is left; non-zero if a result failed or is left failed."""
     from exportlake.local import progress
@@ -132,6 +136,13 @@ def cmd_sync(args: argparse.Namespace) -> int:
             console.print(f"[{style}]{line}[/{style}]" if style else line, highlight=False, markup=bool(style))
     if data["planner_error"] and not data["copied"]:
         return 1
+    if not dry_run and data["held"] and not data["failed"] and not data["pending"] and not data["planner_error"]:
+        print(
+            f"exportlake: {len(data['held'])} result(s) still held by another live copier after waiting; "
+            "run sync again when it has finished",
+            file=sys.stderr,
+        )
+        return EXIT_HELD
     return 0 if data["ok"] else 1
 
 

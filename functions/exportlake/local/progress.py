@@ -125,6 +125,9 @@ def summary(
         "failed": failed,
         "expired": pairs("expired"),
         "pending": pairs("pending"),
+        "held": pairs("held"),
+        "recovered": pairs("recovered"),
+        "aborted_uploads": int(getattr(report, "aborted_uploads", 0) or 0),
         "ledger_failed": [{"export": e.export_name, "result_id": e.result_id, "error": e.error} for e in ledger_failed],
         "invocations": int(getattr(report, "invocations", 0) or 0),
         "retried": int(getattr(report, "retried", 0) or 0),
@@ -148,6 +151,11 @@ def render_lines(data: dict[str, Any]) -> list[str]:
     lines += [f"failed: {f['export']} {f['result_id']}: {f['error']}" for f in data["failed"]]
     lines += [f"expired: {e['export']} {e['result_id']}" for e in data["expired"]]
     lines += [f"pending: {p['export']} {p['result_id']}" for p in data["pending"]]
+    if data["recovered"]:
+        lines.append(f"finished {len(data['recovered'])} results that earlier, interrupted runs left unfinished")
+    if data["aborted_uploads"]:
+        lines.append(f"aborted {data['aborted_uploads']} uploads that interrupted runs left open")
+    lines += [f"held by another live copier: {h['export']} {h['result_id']}" for h in data["held"]]
     # Results left failed by earlier runs: a plain sync does not touch them, so say so every time.
     older = [f for f in data["ledger_failed"] if (f["export"], f["result_id"]) not in _keys(data["failed"])]
     if older:
