@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup demo test lint typecheck unit bench clean
+.PHONY: help setup demo test lint typecheck unit soak bench clean
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,6 +42,10 @@ test: setup lint typecheck  ## lint, type-check and run every test (offline: mot
 
 unit: setup  ## the fast tests only
 	$(PY) -m pytest -q tests/unit
+
+soak: setup  ## crash soak: many SIGKILLed syncs on larger results, then the crash contract checked (not in `make test`)
+	EXPORTLAKE_SOAK_ROUNDS=$${ROUNDS:-25} EXPORTLAKE_SOAK_RECORDS=$${RECORDS:-200000} \
+	  $(PY) -m pytest -q -p no:xdist -s tests/e2e/test_crash.py
 
 bench: setup  ## benchmarks: exportlake vs dlt vs gzip -1 (not part of `make test`)
 	$(PY) -m pip install -q -r requirements-bench.txt

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
-from exportlake.domain import notices
+from exportlake.domain import metricnames, notices
 from exportlake.domain.errors import (
     DocumentError,
     DownloadExpired,
@@ -124,18 +124,18 @@ class CopyService:
         # notification is still owed until someone has claimed and sent it.
         self._notify_copied(job, outcome, owner)
         if won:
-            self._metrics.add("ResultsCopied", 1, "Count")
-            self._metrics.add("RowsCopied", outcome.rows, "Count")
-            self._metrics.add("BytesCopied", outcome.bytes_in, "Bytes")
+            self._metrics.add(metricnames.RESULTS_COPIED, 1, "Count")
+            self._metrics.add(metricnames.ROWS_COPIED, outcome.rows, "Count")
+            self._metrics.add(metricnames.BYTES_COPIED, outcome.bytes_in, "Bytes")
             lag = max(0.0, (self._clock() - job.created_at).total_seconds())
-            self._metrics.add("LagSeconds", lag, "Seconds")
+            self._metrics.add(metricnames.LAG_SECONDS, lag, "Seconds")
         return outcome
 
     def fail(self, job: CopyJob, error: str) -> bool:
         """Record a final failure and tell people, once; True if this call did."""
         if not self._ledger.mark_failed(job, error):
             return False
-        self._metrics.add("ResultsFailed", 1, "Count")
+        self._metrics.add(metricnames.RESULTS_FAILED, 1, "Count")
         # If this publish fails, the planner sends it on its next run (the ledger says "not notified").
         notices.notify_once(
             self._ledger,
@@ -299,7 +299,7 @@ class CopyService:
     def _expire(self, job: CopyJob, now: datetime) -> None:
         if not self._ledger.mark_expired(job.ref, now=iso(now)):
             return
-        self._metrics.add("ResultsExpired", 1, "Count")
+        self._metrics.add(metricnames.RESULTS_EXPIRED, 1, "Count")
         expires = "" if job.expires_at is None else job.expires_at.isoformat()
         notices.notify_once(
             self._ledger,

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from exportlake.domain import notices
+from exportlake.domain import metricnames, notices
 from exportlake.domain.errors import AuthError, ConfigError, EnqueueError, GatewayError, TransientError
 from exportlake.domain.limits import QUEUED_LOST_AFTER_SECONDS, UNSENT_AFTER_SECONDS
 from exportlake.domain.models import CopyJob, Export, ResultRef, ResultState
@@ -210,11 +210,11 @@ class Planner:
             self._ledger.save_cursor(last or cursor)  # the next run starts after the last export planned
         elif cursor:
             self._ledger.save_cursor("")
-        self._metrics.add("ResultsEnqueued", len(report.enqueued), "Count")
-        self._metrics.add("ResultsExpired", len(report.expired), "Count")
+        self._metrics.add(metricnames.RESULTS_ENQUEUED, len(report.enqueued), "Count")
+        self._metrics.add(metricnames.RESULTS_EXPIRED, len(report.expired), "Count")
         if report.invalid:
-            self._metrics.add("ItemsInvalid", len(report.invalid), "Count")
-        self._metrics.add("ResultsExpiring", len(report.expiring), "Count")
+            self._metrics.add(metricnames.ITEMS_INVALID, len(report.invalid), "Count")
+        self._metrics.add(metricnames.RESULTS_EXPIRING, len(report.expiring), "Count")
         return report
 
     @staticmethod
@@ -309,7 +309,7 @@ class Planner:
     def _run_failed(self, exc: BaseException, now: datetime) -> None:
         """Tell a whole-run failure once per cause (again after ``RUN_ALERT_REPEAT``); never raise from here."""
         cause, fix = run_failure_cause(exc)
-        self._metrics.add("RunsFailed", 1, "Count")
+        self._metrics.add(metricnames.RUNS_FAILED, 1, "Count")
         try:
             resend_before = iso(now - RUN_ALERT_REPEAT)
             if self._ledger.claim_alert(RUN_ALERT_KEY, cause, resend_before=resend_before):
