@@ -16,6 +16,7 @@ from typing import Any
 from exportlake import bootstrap
 from exportlake.domain.errors import ExportlakeError
 from exportlake.domain.models import ResultState
+from exportlake.fastexit import exit_now
 
 # A joined query for the demo: Athena SQL that DuckDB runs as is.
 WIN_RATE_SQL = """
@@ -234,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _quiet_powertools(args.verbose)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
-        return int(args.func(args))
+        return exit_now(int(args.func(args)), argv)  # the console script skips interpreter finalization
     except ExportlakeError as exc:
         print(f"exportlake: {exc}", file=sys.stderr)
         return 2
