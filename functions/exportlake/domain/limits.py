@@ -11,3 +11,11 @@ COPIER_TIMEOUT_SECONDS = 15 * 60
 STALE_AFTER_SECONDS = 24 * 3600
 #: The planner's Lambda timeout (seconds).
 PLANNER_TIMEOUT_SECONDS = 5 * 60
+#: Bytes one record of a downloaded document may take. The decoder buffers a record whole before it decodes it, so
+#: this bounds the copier's memory on a hostile document: a record that needs more is refused for good
+#: (``DocumentError``), after reading at most this much beyond one decode range.
+MAX_RECORD_BYTES = 16 << 20
+#: Nesting levels of one record (the record object itself is level 1; ``{"a": [1]}`` has depth 2). Records are flat
+#: in every known export type; a nested value is kept as its JSON text, but a deeper one is refused for good
+#: (``DocumentError``) instead of recursing without bound.
+MAX_NESTING_DEPTH = 64
