@@ -19,3 +19,9 @@ MAX_RECORD_BYTES = 16 << 20
 #: in every known export type; a nested value is kept as its JSON text, but a deeper one is refused for good
 #: (``DocumentError``) instead of recursing without bound.
 MAX_NESTING_DEPTH = 64
+#: Longest single wait the gateway client accepts (a ``Retry-After`` or a retry backoff, seconds). A server asking
+#: for more (``Retry-After: 3600``) is not waited for: the call fails as transient and the job comes back later.
+GATEWAY_MAX_WAIT_SECONDS = 30.0
+#: Requests per second one gateway client sends at most (token, lists, fetch): a backfill of thousands of results
+#: cannot flood the gateway. Download requests go to the object store and are not counted.
+GATEWAY_MAX_REQUESTS_PER_SECOND = 20.0
