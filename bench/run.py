@@ -105,6 +105,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--scale", default="1000,10000", help="backfill sizes in results (exports x 50 results each); 0: skip"
     )
     p.add_argument(
+        "--scale-sync-max",
+        type=parse_limit,
+        default=1000,
+        help="run the whole sync of a backfill only up to this many results (the planner runs at every size)",
+    )
+    p.add_argument(
         "--against", default=None, help="also run `exportlake sync` with the runtime package of this git ref"
     )
     p.add_argument("--taskset", default=None, help="pin every measured child to these CPUs (e.g. 0: one vCPU)")
@@ -593,13 +599,18 @@ def run_floor(path: Path, shape: str, n: int) -> Run:
 
 # -- scale: a backfill of many small results --------------------------------------------------------------------
 def run_scale(
-    total: int, server: BenchServer, env: dict[str, str], clients: Callable[[str], Any], per_export: int = 50
+    total: int,
+    server: BenchServer,
+    env: dict[str, str],
+    clients: Callable[[str], Any],
+    per_export: int = 50,
+    sync: bool = True,
 ) -> dict[str, Any]:
-    """``exportlake sync`` over ``total`` small results (``total / per_export`` exports x ``per_export``).
+    """A backfill of ``total`` small results (``total / per_export`` exports x ``per_export``).
 
-    The planner alone first (``bench.jobs plan``: its run time and the gateway requests it made), then the whole
-    sync (results per second of the process). Objects are left in moto (small) and the ledger grows: each scale
-    run uses fresh export names.
+    The planner alone first (``bench.jobs plan``: its run time and the gateway requests it made), then, with
+    ``sync``, the whole ``exportlake sync`` that copies them (results per second of the process); without it the
+    queued jobs are purged. Objects are left in moto (small) and the ledger grows: each run uses fresh export names.
     """
     small = BENCH_DIR / "win_info-100-scale.json"
     if not small.exists():
@@ -619,25 +630,33 @@ def run_scale(
     plan = measure([sys.executable, "-m", "bench.jobs", "plan"], _child_env(env))
     planned = last_json_line(plan.stdout)
     plan_requests = server.requests - before
-    before = server.requests
-    m = measure([exportlake_exe(), "sync"], _child_env(env))
-    requests_made = server.requests - before
     copied = sum(len(v) for v in listing.values())
-    return {
+    out: dict[str, Any] = {
         "results": copied,
         "exports": exports,
         "planner_s": planned["planner_s"],
         "planner_requests": plan_requests,
         "planner_requests_per_s": plan_requests / planned["planner_s"],
         "planned": planned["planned"],
-        "sync_wall_s": m.wall_s,
-        "sync_cpu_s": m.cpu_s,
-        "results_per_s": copied / m.wall_s,
-        "gateway_requests": requests_made,
-        "gateway_requests_per_s": requests_made / m.wall_s,
-        "peak_rss_mb": m.rss_mb,
-        "stdout": m.stdout.strip()[-300:],
     }
+    if not sync:
+        clients("sqs").purge_queue(QueueUrl=env["EXPORTLAKE_QUEUE_URL"])
+        return out
+    before = server.requests
+    m = measure([exportlake_exe(), "sync"], _child_env(env))
+    requests_made = server.requests - before
+    out.update(
+        {
+            "sync_wall_s": m.wall_s,
+            "sync_cpu_s": m.cpu_s,
+            "results_per_s": copied / m.wall_s,
+            "gateway_requests": requests_made,
+            "gateway_requests_per_s": requests_made / m.wall_s,
+            "peak_rss_mb": m.rss_mb,
+            "stdout": m.stdout.strip()[-300:],
+        }
+    )
+    return out
 
 
 # -- the package and the import time ----------------------------------------------------------------------------
@@ -855,6 +874,18 @@ def targets(rows: list[Row], package: dict[str, Any] | None, imports: dict[str, 
     return out
 
 
+def _gateway_rate() -> float:
+    from exportlake.domain.limits import GATEWAY_MAX_REQUESTS_PER_SECOND
+
+    return GATEWAY_MAX_REQUESTS_PER_SECOND
+
+
+def _planner_timeout() -> int:
+    from exportlake.domain.limits import PLANNER_TIMEOUT_SECONDS
+
+    return PLANNER_TIMEOUT_SECONDS
+
+
 def fmt(value: float | None, spec: str) -> str:
     """Format or dash."""
     return "–" if value is None else format(value, spec)
@@ -898,7 +929,7 @@ def print_report(
             f"\nProfile of one copy ({profile['records']:,} records): process CPU {profile['process_cpu_s']:.2f} s,"
             f" main thread {profile['main_thread_cpu_s']:.2f} s, other threads"
             f" (gzip, uploads) {profile['process_cpu_s'] - profile['main_thread_cpu_s']:.2f} s;"
-            f" main thread by stage (cProfile, inflated by profiling):"
+            f" main thread by stage (cProfile on thread CPU time; profiling inflates Python-level shares):"
         )
         for stage, secs in profile["stages"]:
             print(f"  {stage:<42} {secs:7.2f} s")
@@ -907,14 +938,22 @@ def print_report(
             print(f"    {secs:7.2f} s  {name}")
     if scale:
         print("\nBackfill (exportlake sync over many small results, 50 per export):")
-        print("| results | exports | planner s | planner gateway req/s | sync s | results/s | gateway requests |")
-        print("|---:|---:|---:|---:|---:|---:|---:|")
+        print(
+            "| results | exports | planner s | planner s per 1k results | planner gateway requests | req/s "
+            "| sync s | sync results/s | sync gateway req/s |"
+        )
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for s in scale:
             print(
-                f"| {s['results']:,} | {s['exports']} | {s.get('planner_s', 0):.1f} "
-                f"| {s.get('planner_requests_per_s', 0):.1f} | {s['sync_wall_s']:.1f} "
-                f"| {s['results_per_s']:.1f} | {s['gateway_requests']:,} |"
+                f"| {s['results']:,} | {s['exports']} | {s['planner_s']:.1f} "
+                f"| {s['planner_s'] / s['results'] * 1000:.1f} | {s['planner_requests']:,} "
+                f"| {s['planner_requests_per_s']:.1f} | {fmt(s.get('sync_wall_s'), '.1f')} "
+                f"| {fmt(s.get('results_per_s'), '.1f')} | {fmt(s.get('gateway_requests_per_s'), '.1f')} |"
             )
+        print(
+            f"(gateway request rate bounded per client by GATEWAY_MAX_REQUESTS_PER_SECOND = "
+            f"{_gateway_rate():.0f}/s; the planner's Lambda timeout is {_planner_timeout()} s)"
+        )
     if package is not None:
         top = ", ".join(f"{p['name']} {p['mb']:.1f}" for p in package["top"])
         print(f"\nLambda package (unzipped): {package['total_mb']:.1f} MB; largest (MB): {top}")
@@ -998,10 +1037,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             profile = run_profile(files[(shape, n)], shape, server, env, clients)
         for total in args.scale:
             print(f"  scale: {total:,} results ...", flush=True)
-            one = run_scale(total, server, env, clients)
+            one = run_scale(total, server, env, clients, sync=total <= args.scale_sync_max)
             scale.append(one)
-            rate = one["results_per_s"]
-            print(f"  scale {total:,}: sync {one['sync_wall_s']:.1f}s, {rate:.1f} results/s", flush=True)
+            sync_part = f", sync {one['sync_wall_s']:.1f}s" if "sync_wall_s" in one else ""
+            print(f"  scale {total:,}: planner {one['planner_s']:.1f}s{sync_part}", flush=True)
 
     _spawner.close()
     imports = import_time()
