@@ -929,7 +929,7 @@ def print_report(
             f"\nProfile of one copy ({profile['records']:,} records): process CPU {profile['process_cpu_s']:.2f} s,"
             f" main thread {profile['main_thread_cpu_s']:.2f} s, other threads"
             f" (gzip, uploads) {profile['process_cpu_s'] - profile['main_thread_cpu_s']:.2f} s;"
-            f" main thread by stage (cProfile on thread CPU time; profiling inflates Python-level shares):"
+            f" main thread wall by stage (cProfile; profiling inflates Python-level shares):"
         )
         for stage, secs in profile["stages"]:
             print(f"  {stage:<42} {secs:7.2f} s")
