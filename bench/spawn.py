@@ -6,7 +6,8 @@ would report at least the harness's own peak. Started from this small interprete
 ``max(its own peak, ~10 MB of this process)``.
 
 Protocol: one JSON request per stdin line ``{"cmd": [...], "env": {...}, "cwd": "...", "stdout": path|null,
-"stderr": path}``; one JSON reply per line ``{"wall_s": ..., "maxrss_kib": ..., "returncode": ...}``.
+"stderr": path}``; one JSON reply per line ``{"wall_s", "cpu_s", "user_s", "sys_s", "maxrss_kib",
+"returncode"}`` (CPU from ``os.wait4``'s rusage: user + system time of every thread of the child).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 
 def run_one(req: dict[str, Any]) -> dict[str, Any]:
-    """Start one child, ``os.wait4`` for it, report wall seconds and its own ``ru_maxrss`` (KiB on Linux)."""
+    """Start one child, ``os.wait4`` for it, report wall and CPU seconds and its own ``ru_maxrss`` (KiB on Linux)."""
     out_path, err_path = req.get("stdout"), req["stderr"]
     with (
         open(out_path or os.devnull, "wb") as out,
@@ -31,7 +32,16 @@ def run_one(req: dict[str, Any]) -> dict[str, Any]:
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4: tell Popen
-    return {"wall_s": wall, "maxrss_kib": usage.ru_maxrss, "returncode": proc.returncode}
+    # ru_utime + ru_stime: the child's CPU seconds over all its threads (what a one-vCPU Lambda bills).
+    cpu = usage.ru_utime + usage.ru_stime
+    return {
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "user_s": usage.ru_utime,
+        "sys_s": usage.ru_stime,
+        "maxrss_kib": usage.ru_maxrss,
+        "returncode": proc.returncode,
+    }
 
 
 def main() -> int:

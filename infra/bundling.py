@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,20 +33,58 @@ ARCHITECTURE = lambda_.Architecture.ARM_64
 #: pyarrow publishes only manylinux_2_28 wheels for aarch64, the others may publish only manylinux2014: name both.
 PLATFORMS = ("manylinux_2_28_aarch64", "manylinux2014_aarch64")
 
-#: Paths inside the package that the Lambda functions never import (the CLI and the local mode).
-EXCLUDED_PACKAGE_PATHS = ("local", "cli.py")
+#: Paths inside the package that the Lambda functions never import (the CLI, its exit helper, the local mode and
+#: the DuckDB lake query, which only ``exportlake query`` uses).
+EXCLUDED_PACKAGE_PATHS = ("local", "cli.py", "fastexit.py", "adapters/lakequery.py")
 _EXCLUDED_NAMES = ("__pycache__", ".pytest_cache", ".mypy_cache")
 _EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 #: Parts of the installed dependencies the runtime never loads (tests, C headers, Cython sources, scripts).
 _PRUNE_DIRS = ("bin", "pyarrow/tests", "pyarrow/include", "pyarrow/src")
 _PRUNE_SUFFIXES = (".pyx", ".pxd", ".pxi", ".pyc")
+#: pyarrow files the runtime never loads (it imports ``pyarrow`` and ``pyarrow.parquet`` and writes Parquet):
+#: Flight, the Python modules of Acero/Substrait/Dataset/ORC/CSV/JSON/Feather, the cloud and HDFS filesystems with
+#: libarrow_s3, Parquet encryption, Gandiva and the C++ test module. The C++ libraries of dataset, acero, substrait
+#: and compute stay: ``pyarrow.lib`` links them. ``tests/infra/test_bundling.py`` imports and converts with a pyarrow
+#: pruned by this list.
+PYARROW_PRUNE = (
+    "*flight*",
+    "_acero.*",
+    "_substrait.*",
+    "_dataset*.so",
+    "_orc.*",
+    "_csv.*",
+    "_json.*",
+    "_feather.*",
+    "_s3fs.*",
+    "libarrow_s3.*",
+    "_gcsfs.*",
+    "_azurefs.*",
+    "_hdfs.*",
+    "_parquet_encryption.*",
+    "libarrow_python_parquet_encryption.*",
+    "*gandiva*",
+    "_pyarrow_cpp_tests.*",
+)
+#: ``libX.so`` and ``libX.so.A.B.C`` beside ``libX.so.A``: wheels hold no symlinks, so these are full copies of the
+#: library the loader opens by its soname (``libX.so.A``).
+_SONAME = re.compile(r"^lib.+\.so\.\d+$")
+
+
+def _is_soname_copy(name: str, names: set[str]) -> bool:
+    if name.endswith(".so") and name.startswith("lib"):
+        return any(_SONAME.match(n) and n.rsplit(".", 1)[0] == name for n in names)
+    full = re.match(r"^(lib.+\.so\.\d+)\.\d+\.\d+$", name)
+    return bool(full) and full.group(1) in names  # type: ignore[union-attr]
 
 
 def _is_excluded(rel: Path) -> bool:
     parts = rel.parts
     if any(p in _EXCLUDED_NAMES for p in parts) or rel.suffix in _EXCLUDED_SUFFIXES:
         return True
-    return len(parts) >= 2 and parts[0] == PACKAGE and parts[1] in EXCLUDED_PACKAGE_PATHS
+    if len(parts) < 2 or parts[0] != PACKAGE:
+        return False
+    inner = "/".join(parts[1:])
+    return any(inner == p or inner.startswith(p + "/") for p in EXCLUDED_PACKAGE_PATHS)
 
 
 def runtime_files(functions_dir: Path = FUNCTIONS_DIR) -> Iterator[Path]:
@@ -76,9 +115,24 @@ def pip_command(target: str, requirements: Path = REQUIREMENTS) -> list[str]:
     return [*cmd, "--only-binary=:all:", "--upgrade", "-r", str(requirements)]
 
 
+def prune_pyarrow(pyarrow_dir: Path) -> list[str]:
+    """Delete what the runtime never loads from an installed ``pyarrow`` package; return the names removed."""
+    if not pyarrow_dir.is_dir():
+        return []
+    files = [p for p in sorted(pyarrow_dir.iterdir()) if p.is_file()]
+    names = {p.name for p in files}
+    removed = []
+    for path in files:
+        if any(path.match(pattern) for pattern in PYARROW_PRUNE) or _is_soname_copy(path.name, names):
+            path.unlink()
+            removed.append(path.name)
+    return removed
+
+
 def _prune(output: Path) -> None:
     for rel in _PRUNE_DIRS:
         shutil.rmtree(output / rel, ignore_errors=True)
+    prune_pyarrow(output / "pyarrow")
     for path in list(output.rglob("*")):
         if path.is_dir() and path.name == "__pycache__":
             shutil.rmtree(path, ignore_errors=True)

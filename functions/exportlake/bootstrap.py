@@ -8,6 +8,7 @@ import functools
 import os
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
@@ -22,12 +23,21 @@ from exportlake.adapters.secrets import SecretCredentials
 from exportlake.domain.errors import ConfigError
 from exportlake.domain.planning import Planner
 from exportlake.domain.ports import Metrics
-from exportlake.settings import Settings
+from exportlake.settings import Settings, is_loopback
 
 if TYPE_CHECKING:
     from exportlake.domain.copying import CopyService
 
-_BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=8)
+_BOTO_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 5},
+    max_pool_connections=8,
+    # No CRC32 of every upload part computed by the SDK: TLS already guards the bytes in transit and S3 computes
+    # its own checksum of what it stores; operations that require one (DeleteObjects) still get it.
+    request_checksum_calculation="when_required",
+    response_checksum_validation="when_required",
+)
+#: S3 only: no SHA-256 of each part's payload for SigV4 (``UNSIGNED-PAYLOAD``), where the channel is trusted.
+_S3_UNSIGNED = Config(s3={"payload_signing_enabled": False})
 
 
 @functools.cache
@@ -37,9 +47,33 @@ def settings() -> Settings:
 
 
 @functools.cache
+def session() -> boto3.session.Session:
+    """One boto3 session for every client: credentials, config files and endpoint data are loaded once
+    (a session per client measured ~0.7 s of extra CPU over the eight clients a sync creates)."""
+    return boto3.session.Session()
+
+
+def trusted_channel(endpoint: str | None) -> bool:
+    """True when payload bytes need no SigV4 hash: AWS's own HTTPS endpoints, any HTTPS endpoint, or loopback."""
+    if not endpoint:
+        return True  # the SDK's default endpoints are HTTPS
+    parts = urlsplit(endpoint)
+    return parts.scheme == "https" or (parts.scheme == "http" and is_loopback(parts.hostname or ""))
+
+
+def _client_config(service: str) -> Config:
+    if service == "s3":
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        if trusted_channel(endpoint):
+            return _BOTO_CONFIG.merge(_S3_UNSIGNED)
+    return _BOTO_CONFIG
+
+
+@functools.cache
 def client(service: str) -> Any:
-    """One boto3 client per service; ``AWS_ENDPOINT_URL`` (read by boto3) may point it at an emulator."""
-    return boto3.session.Session().client(service, config=_BOTO_CONFIG)  # type: ignore[call-overload]
+    """One boto3 client per service, all from one session; ``AWS_ENDPOINT_URL`` (read by boto3) may point them at
+    an emulator."""
+    return session().client(service, config=_client_config(service))  # type: ignore[call-overload]
 
 
 @functools.cache
@@ -148,5 +182,5 @@ def one_malloc_arena() -> bool:
 
 def reset() -> None:
     """Forget everything built (tests and the local runner switch environments)."""
-    for cached in (settings, client, gateway, ledger, catalog, notifier, lake_store, job_queue):
+    for cached in (settings, session, client, gateway, ledger, catalog, notifier, lake_store, job_queue):
         cached.cache_clear()

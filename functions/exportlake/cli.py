@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 from exportlake import bootstrap
 from exportlake.domain.errors import ConfigError, ExportlakeError
 from exportlake.domain.models import ResultState
+from exportlake.fastexit import exit_now
 
 # The demo's answers: saved queries as deployed (on the typed views), run locally. The first is the win rate.
 DEMO_QUERIES = ("WinRatePerGameType", "PrizeDistribution", "ChallengeCompletionPerGameType", "CouponsPerDay")
@@ -573,7 +574,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _load_config(argv)
         if args.command == "query" and not str(args.sql).strip():
             raise ConfigError('query: the SQL is empty (e.g. exportlake query "SELECT count(*) FROM win_info")')
-        return int(args.func(args))
+        return exit_now(int(args.func(args)), argv)  # the console script skips interpreter finalization
     except (Exception, KeyboardInterrupt) as exc:
         if verbose:
             traceback.print_exc()

@@ -172,3 +172,116 @@ def test_token_cache_renews_before_expiry() -> None:
 def test_plain_http_to_a_name_starting_with_127_is_refused() -> None:
     with pytest.raises(DownloadRefused):
         DownloadGuard(["*.digitaloceanspaces.com"]).check("http://127.x.nyc3.digitaloceanspaces.com/a.json")
+
+
+# -- bounded waits and the request-rate bound ------------------------------------------------------------------------
+
+
+class FakeTime:
+    """A clock that only moves when slept on; records every sleep."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def bounded_client(sim: GatewaySimulator, fake: FakeTime, **kw: object) -> HttpGateway:
+    creds = Credentials(sim.client_id, sim.client_secret)
+    return HttpGateway(sim.url, lambda: creds, ("127.0.0.1",), clock=fake.clock, sleep=fake.sleep, **kw)  # type: ignore[arg-type]
+
+
+def test_a_retry_after_of_an_hour_is_not_slept_but_transient(sim: GatewaySimulator) -> None:
+    fake = FakeTime()
+    gw = bounded_client(sim, fake, max_requests_per_second=0)
+    gw.list_exports()
+    sim.faults.inject("rate_limit", times=1, retry_after=3600, target="gateway")
+    with pytest.raises(TransientError, match=r"wait 3600 s \(Retry-After\), more than the 30 s allowed"):
+        gw.list_exports()
+    assert fake.sleeps == []
+
+
+def test_a_short_retry_after_is_honoured_within_the_budget(sim: GatewaySimulator) -> None:
+    fake = FakeTime()
+    gw = bounded_client(sim, fake, max_requests_per_second=0)
+    gw.list_exports()
+    sim.faults.inject("rate_limit", times=1, retry_after=2, target="gateway")
+    assert gw.list_exports()
+    assert fake.sleeps == [2.0]
+
+
+def test_no_wait_passes_the_deadline(sim: GatewaySimulator) -> None:
+    fake = FakeTime()
+    gw = bounded_client(sim, fake, max_requests_per_second=0, deadline=lambda: 1.5)
+    gw.list_exports()
+    sim.faults.inject("rate_limit", times=1, retry_after=2, target="gateway")
+    with pytest.raises(TransientError, match=r"would pass the deadline \(1.5 s left\)"):
+        gw.list_exports()
+    assert fake.sleeps == []
+
+
+def test_no_request_starts_after_the_deadline(sim: GatewaySimulator) -> None:
+    fake = FakeTime()
+    gw = bounded_client(sim, fake)
+    gw.list_exports()
+    sim.clear_requests()
+    gw.set_deadline(lambda: 0.0)
+    with pytest.raises(TransientError, match="no time left"):
+        gw.list_results("win-info")
+    with pytest.raises(TransientError, match="no time left"):
+        gw.download_url(sim.results("win-info")[0]["id"])
+    assert sim.requests == []
+    gw.set_deadline(None)
+    assert gw.list_results("win-info")
+
+
+def test_gateway_calls_are_spaced_by_the_rate_bound(sim: GatewaySimulator) -> None:
+    fake = FakeTime()
+    gw = bounded_client(sim, fake, max_requests_per_second=4)
+    for _ in range(5):
+        gw.list_exports()  # the first call also fetches the token: 6 requests
+    gateway_calls = [r for r in sim.requests if not r.path.startswith("/files")]
+    assert len(gateway_calls) == 6
+    assert fake.sleeps == pytest.approx([0.25] * 5)  # 6 requests at 4/s: 1.25 s, never faster
+    assert fake.now - 1000.0 == pytest.approx(1.25)
+
+
+def test_a_body_cut_short_without_content_length_is_transient() -> None:
+    """A close-delimited body (no Content-Length, not chunked) that stops early: the document shows it."""
+    import http.server
+    import threading
+
+    from exportlake.adapters.jsonrecords import RecordStream
+
+    body = b'{"win_info": [{"userid": "a", "stackid": "b"}, {"userid": "c", "sta'
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0"
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()  # no Content-Length: the body ends when the connection closes
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        gw = HttpGateway("http://127.0.0.1:1", lambda: Credentials("i", "s"), ("127.0.0.1",))
+        url = f"http://127.0.0.1:{server.server_address[1]}/doc.json"
+        with pytest.raises(TransientError, match="ends early"), gw.open_download(url) as chunks:
+            for _ in RecordStream(chunks).batches():
+                pass
+    finally:
+        server.shutdown()
+        server.server_close()

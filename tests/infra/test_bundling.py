@@ -51,3 +51,67 @@ def test_real_runtime_package_is_shipped() -> None:
     assert "exportlake/settings.py" in files
     assert "exportlake/domain/schemas.py" in files
     assert not any(f.startswith("exportlake/local/") or f == "exportlake/cli.py" for f in files)
+
+
+def test_cli_only_modules_stay_out_of_the_asset(tmp_path: Path) -> None:
+    pkg = tmp_path / "exportlake"
+    for rel in ("__init__.py", "fastexit.py", "adapters/lakequery.py", "adapters/gateway.py", "handlers/copier.py"):
+        (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / rel).write_text(f"# {rel}\n")
+    files = {p.as_posix() for p in bundling.runtime_files(tmp_path)}
+    assert files == {"exportlake/__init__.py", "exportlake/adapters/gateway.py", "exportlake/handlers/copier.py"}
+
+
+def test_soname_copies_are_recognised() -> None:
+    names = {"libarrow.so.2600", "libarrow_python.so", "libarrow_python.so.2600", "libarrow_python.so.2600.1.0"}
+    names |= {"lib.cpython-312-x86_64-linux-gnu.so", "libonly.so"}
+    assert bundling._is_soname_copy("libarrow_python.so", names)
+    assert bundling._is_soname_copy("libarrow_python.so.2600.1.0", names)
+    assert not bundling._is_soname_copy("libarrow_python.so.2600", names)
+    assert not bundling._is_soname_copy("lib.cpython-312-x86_64-linux-gnu.so", names)  # pyarrow.lib itself
+    assert not bundling._is_soname_copy("libonly.so", names)  # no soname beside it: it is the library
+
+
+def test_the_pruned_pyarrow_imports_and_converts(tmp_path: Path) -> None:
+    """Prune a (hard-linked) copy of the installed pyarrow with the asset's list, then run the copier's whole
+    conversion on it in a child that can see no other pyarrow: import, JSON records -> Parquet, read back."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    import pyarrow
+
+    installed = Path(pyarrow.__file__).parent
+    site = tmp_path / "site"
+    shutil.copytree(installed, site / "pyarrow", copy_function=os.link)
+    removed = bundling.prune_pyarrow(site / "pyarrow")
+    assert any("flight" in n for n in removed) and any(n.startswith("libarrow_s3") for n in removed)
+    code = """
+import io, sys
+import pyarrow as pa, pyarrow.parquet as pq
+assert pa.__file__.startswith(sys.argv[1]), pa.__file__
+import exportlake.handlers.copier  # the Lambda entry point imports
+from exportlake import bootstrap
+from exportlake.adapters.jsonrecords import RecordStream
+from exportlake.adapters.parquetsink import write_parquet
+bootstrap._lean_allocators()
+out = {}
+class Sink(io.BytesIO):
+    def close(self):
+        out["data"] = self.getvalue()
+        super().close()
+doc = b'{"win_info": [{"userid": "u1", "haswon": "1"}, {"userid": "u2", "haswon": null, "n": 1e400}]}'
+write_parquet(RecordStream([doc]).batches(), lambda i: Sink(), background=True)
+rows = pq.ParquetFile(io.BytesIO(out["data"])).read().to_pylist()
+assert rows == [{"userid": "u1", "haswon": "1", "n": None}, {"userid": "u2", "haswon": None, "n": "1e400"}], rows
+print("ok")
+"""
+    functions = Path(bundling.FUNCTIONS_DIR)
+    # PYTHONPATH comes before site-packages: the pruned copy is the pyarrow imported (the child asserts it).
+    env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{functions}"}
+    done = subprocess.run(  # noqa: S603 - our own code
+        [sys.executable, "-c", code, str(site)], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "ok"

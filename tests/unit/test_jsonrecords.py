@@ -13,8 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exportlake.adapters.jsonrecords import RecordStream
+from exportlake.adapters.jsonrecords import DEFAULT_BATCH_BYTES, DocumentTruncated, RecordStream
 from exportlake.domain.errors import DocumentError
+
+#: What an invalid document raises: DocumentError, or DocumentTruncated (transient) when the input ends early.
+REFUSED = (DocumentError, DocumentTruncated)
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -149,7 +152,7 @@ def _check(data: bytes, chunks: list[bytes], batch_bytes: int, columns: tuple[st
     """Convert and compare with the oracle: same rows, in order, with the same values; or DocumentError."""
     expected = _oracle(data)
     if expected is None:
-        with pytest.raises(DocumentError):
+        with pytest.raises(REFUSED):
             _convert(chunks, batch_bytes, columns)
         return
     key, records = expected
@@ -257,7 +260,7 @@ _WRONG_SHAPES = [
 def test_wrong_shapes_are_refused(text, batch_bytes):
     data = text.encode()
     assert _oracle(data) is None
-    with pytest.raises(DocumentError):
+    with pytest.raises(REFUSED):
         _convert([data[i : i + 2] for i in range(0, len(data), 2)] or [b""], batch_bytes, ())
 
 
@@ -348,3 +351,79 @@ def test_lone_surrogate_escape_is_refused_though_json_loads_keeps_it():
     assert json.loads(data) == {"k": [{"a": "\ud800"}]}  # not valid Unicode: no UTF-8 column can hold it
     with pytest.raises(DocumentError):
         list(RecordStream([data]).batches())
+
+
+# -- hostile input: limits, huge numbers, truncation ------------------------------------------------------------------
+
+
+def _rows(stream: RecordStream) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for batch in stream.batches():
+        data = batch.to_pydict()
+        rows.extend({n: data[n][i] for n in batch.schema.names} for i in range(batch.num_rows))
+    return rows
+
+
+@pytest.mark.parametrize("batch_bytes", [1, 64, 128 << 10])
+def test_a_number_python_cannot_hold_is_kept_as_its_text(batch_bytes):
+    data = b'{"k": [{"a": "x", "n": 1e400}, {"a": "y", "n": -1E+400}, {"a": "z", "n": 12}, {"a": null}]}'
+    rows = _rows(RecordStream([data], batch_bytes=batch_bytes))
+    assert rows == [
+        {"a": "x", "n": "1e400"},
+        {"a": "y", "n": "-1E+400"},
+        {"a": "z", "n": "12"},
+        {"a": None, "n": None},
+    ]
+
+
+def test_nesting_within_the_limit_is_kept_as_text_beyond_it_refused_for_good():
+    ok = b'{"k": [{"a": ' + b"[" * 63 + b"]" * 63 + b"}]}"  # the record is level 1: 1 + 63 = 64
+    assert _rows(RecordStream([ok])) == [{"a": "[" * 63 + "]" * 63}]
+    deep = b'{"k": [{"a": ' + b"[" * 64 + b"]" * 64 + b"}]}"
+    with pytest.raises(DocumentError, match="nests deeper than 64 levels"):
+        list(RecordStream([deep]).batches())
+
+
+@pytest.mark.parametrize("batch_bytes", [1, 128 << 10])
+def test_a_million_levels_deep_record_is_a_document_error_not_a_recursion_error(batch_bytes):
+    n = 1_000_000
+    data = b'{"k": [{"a": "b"}, {"a": ' + b"[" * n + b"]" * n + b"}]}"
+    stream = RecordStream([data[i : i + (1 << 20)] for i in range(0, len(data), 1 << 20)], batch_bytes=batch_bytes)
+    with pytest.raises(DocumentError, match="nests deeper"):
+        list(stream.batches())
+
+
+def test_a_record_above_the_size_limit_is_refused_after_bounded_reading():
+    limit = 1 << 20
+    served = 0
+
+    def endless_nesting():  # a hostile 500 MB record that never closes; count what the stream pulls
+        nonlocal served
+        yield b'{"k": [{"a": "b"}, {"a": '
+        for _ in range(500):
+            served += 1 << 20
+            yield b"[" * (1 << 20)
+
+    stream = RecordStream(endless_nesting(), max_record_bytes=limit, max_depth=10**9)
+    with pytest.raises(DocumentError, match="larger than 1,048,576 bytes"):
+        list(stream.batches())
+    assert served <= limit + DEFAULT_BATCH_BYTES + 2 * (1 << 20)  # stopped right after the limit, not at 500 MB
+
+
+def test_a_long_string_record_above_the_size_limit_is_refused():
+    data = b'{"k": [{"a": "' + b"x" * (3 << 20) + b'"}]}'
+    with pytest.raises(DocumentError, match="larger than"):
+        chunks = [data[i : i + 65536] for i in range(0, len(data), 65536)]
+        list(RecordStream(chunks, max_record_bytes=1 << 20).batches())
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [b'{"k": [{"a": "b"}, {"a": "c', b'{"k": [{"a": "b"}, ', b'{"k": [{"a": "b"}]', b'{"k": [{"a": "b"}', b'{"k": '],
+)
+def test_input_that_ends_early_is_transient(cut):
+    from exportlake.domain.errors import TransientError
+
+    with pytest.raises(DocumentTruncated) as info:
+        list(RecordStream([cut]).batches())
+    assert isinstance(info.value, TransientError) and not isinstance(info.value, DocumentError)

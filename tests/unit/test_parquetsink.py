@@ -108,3 +108,29 @@ def test_stream_to_parquet_end_to_end():
     parts = write_parquet(RecordStream([data], batch_bytes=1).batches(("a",)), _opener(store))
     rows = [r for i in range(len(parts)) for r in pq.read_table(io.BytesIO(store[i].data)).to_pylist()]
     assert rows == [{"a": "1", "n": "5"}, {"a": None, "n": None, "b": None}, {"a": "é", "n": None, "b": None}]
+
+
+def test_dictionary_only_where_it_pays():
+    import random
+
+    rnd = random.Random(1)
+    n = 20_000
+    unique = ["".join(rnd.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=25)) for _ in range(n)]
+    stacks = [f"stack{rnd.randrange(500):03d}" for _ in range(n)]
+    store: dict[int, Sink] = {}
+    write_parquet([_batch(userid=unique, stackid=stacks)], _opener(store), row_group_rows=n)
+    f = pq.ParquetFile(io.BytesIO(store[0].data))
+    user, stack = f.metadata.row_group(0).column(0), f.metadata.row_group(0).column(1)
+    assert f.read().to_pydict() == {"userid": unique, "stackid": stacks}
+    # The stack id keeps its dictionary: about a byte per row, far below its plain size (4 + 8 bytes per row).
+    assert stack.has_dictionary_page and stack.total_uncompressed_size < 3 * n
+    # The unique id gives its dictionary up early: smaller than with Arrow's 1 MiB dictionary pages.
+    store_default: dict[int, Sink] = {}
+    write_parquet(
+        [_batch(userid=unique, stackid=stacks)],
+        _opener(store_default),
+        row_group_rows=n,
+        dictionary_pagesize_limit=1 << 20,
+    )
+    default_user = pq.ParquetFile(io.BytesIO(store_default[0].data)).metadata.row_group(0).column(0)
+    assert user.total_uncompressed_size < default_user.total_uncompressed_size

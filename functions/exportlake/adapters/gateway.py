@@ -25,6 +25,7 @@ from exportlake.domain.errors import (
     TransientError,
     ValidationError,
 )
+from exportlake.domain.limits import GATEWAY_MAX_REQUESTS_PER_SECOND, GATEWAY_MAX_WAIT_SECONDS
 from exportlake.domain.models import Export, ResultRef
 from exportlake.domain.naming import validate_export_name, validate_result_id
 from exportlake.domain.ports import OnInvalid
@@ -43,12 +44,81 @@ TIMEOUT = (10.0, 60.0)  # (connect, read) seconds
 TOKEN_MARGIN = 300.0  # renew this many seconds before the token's stated expiry
 
 
-def retry_policy(total: int = 5, backoff: float = 0.5) -> Retry:
-    """urllib3's retry: 429/5xx and timeouts, exponential backoff with jitter, ``Retry-After`` honoured.
+class Budget:
+    """How long the gateway client may still wait: a cap per wait and an optional deadline (seconds left).
+
+    ``deadline`` returns the seconds left of the caller's own budget (the Lambda context's remaining time, minus a
+    margin); ``None`` means no deadline. Shared by a client's sessions, so it can be set after they exist.
+    """
+
+    def __init__(self, max_wait: float = GATEWAY_MAX_WAIT_SECONDS, deadline: Callable[[], float] | None = None):
+        self.max_wait = float(max_wait)
+        self.deadline = deadline
+
+    def left(self) -> float:
+        """Seconds left before the deadline (infinite without one)."""
+        return float("inf") if self.deadline is None else float(self.deadline())
+
+    def check(self, what: str) -> None:
+        """Raise ``TransientError`` when no time is left to start ``what``."""
+        if self.left() <= 0:
+            raise TransientError(f"{what}: no time left before the deadline; try again later")
+
+    def allow(self, wait: float, why: str) -> float:
+        """``wait`` if it fits the cap and the time left, else raise ``TransientError`` (never sleep past it)."""
+        left = self.left()
+        if wait > self.max_wait:
+            raise TransientError(
+                f"the gateway asked to wait {wait:.0f} s ({why}), more than the {self.max_wait:.0f} s allowed; "
+                "try again later"
+            )
+        if wait >= left:
+            raise TransientError(f"waiting {wait:.1f} s ({why}) would pass the deadline ({left:.1f} s left)")
+        return wait
+
+
+class BoundedRetry(Retry):
+    """urllib3's ``Retry`` whose every wait (``Retry-After`` or backoff) is checked against a ``Budget``."""
+
+    def __init__(
+        self, *args: Any, budget: Budget | None = None, sleep: Callable[[float], None] = time.sleep, **kw: Any
+    ):
+        super().__init__(*args, **kw)
+        self.budget = budget or Budget()
+        self._sleep = sleep
+
+    def new(self, **kw: Any) -> BoundedRetry:
+        """The next state of the retry (urllib3 copies it per attempt): keep the budget and the sleep."""
+        kw.setdefault("budget", self.budget)
+        kw.setdefault("sleep", self._sleep)
+        return super().new(**kw)  # type: ignore[return-value]
+
+    def sleep(self, response: Any = None) -> None:
+        """Sleep before the next attempt, within the budget; raise ``TransientError`` rather than sleep past it."""
+        wait = None
+        why = "Retry-After"
+        if self.respect_retry_after_header and response is not None:
+            raw = response.headers.get("Retry-After")
+            if raw is not None:
+                try:
+                    wait = float(self.parse_retry_after(raw))
+                except Exception:  # an unparsable header: back off as if there were none
+                    wait = None
+        if wait is None:
+            wait, why = self.get_backoff_time(), "backoff"
+        if wait > 0:
+            self._sleep(self.budget.allow(wait, why))
+
+
+def retry_policy(
+    total: int = 5, backoff: float = 0.5, budget: Budget | None = None, sleep: Callable[[float], None] = time.sleep
+) -> Retry:
+    """urllib3's retry: 429/5xx and timeouts, exponential backoff with jitter, ``Retry-After`` honoured within
+    ``budget`` (a cap per wait and the caller's deadline).
 
     POST is retried too: the token request is idempotent.
     """
-    return Retry(
+    return BoundedRetry(
         total=total,
         connect=total,
         read=total,
@@ -60,7 +130,37 @@ def retry_policy(total: int = 5, backoff: float = 0.5) -> Retry:
         allowed_methods=None,
         respect_retry_after_header=True,
         raise_on_status=False,
+        budget=budget,
+        sleep=sleep,
     )
+
+
+class RateLimit:
+    """At most ``per_second`` calls of ``wait()`` per second (evenly spaced); thread-safe. ``0`` disables it."""
+
+    def __init__(
+        self,
+        per_second: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.interval = 1.0 / per_second if per_second > 0 else 0.0
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._next = 0.0
+
+    def wait(self, budget: Budget | None = None) -> None:
+        """Block until the next call is allowed (within ``budget``: never past the deadline)."""
+        if not self.interval:
+            return
+        with self._lock:
+            now = self._clock()
+            at = max(now, self._next)
+            self._next = at + self.interval
+        if at > now:
+            delay = at - now
+            self._sleep(budget.allow(delay, "request-rate limit") if budget else delay)
 
 
 def new_session(retry: Retry | None = None) -> requests.Session:
@@ -162,19 +262,37 @@ class HttpGateway:
         session: requests.Session | None = None,
         download_session: requests.Session | None = None,
         per_page: int = PER_PAGE,
+        deadline: Callable[[], float] | None = None,
+        max_wait: float = GATEWAY_MAX_WAIT_SECONDS,
+        max_requests_per_second: float = GATEWAY_MAX_REQUESTS_PER_SECOND,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ):
+        """``deadline`` returns the seconds left to the caller (see ``set_deadline``); ``max_wait`` caps one wait
+        (``Retry-After``, backoff); ``max_requests_per_second`` bounds the gateway calls (``0``: unbounded)."""
         self._base = base_url.rstrip("/")
         self._credentials = credentials
-        self._session = session or new_session()
+        self.budget = Budget(max_wait, deadline)
+        self._session = session or new_session(retry_policy(budget=self.budget, sleep=sleep))
         # A separate session: it never holds the bearer token, so no redirect or retry can carry it off-host.
-        self._download = download_session or new_session()
+        self._download = download_session or new_session(retry_policy(budget=self.budget, sleep=sleep))
         self._guard = DownloadGuard(download_hosts)
         self._per_page = per_page
+        self.rate = RateLimit(max_requests_per_second, clock, sleep)
         self.tokens = TokenCache(self._fetch_token)
+
+    def set_deadline(self, deadline: Callable[[], float] | None) -> None:
+        """Bound every later wait by ``deadline()`` seconds left (e.g. the Lambda context's remaining time)."""
+        self.budget.deadline = deadline
+
+    def _before_call(self, what: str) -> None:
+        self.budget.check(what)
+        self.rate.wait(self.budget)
 
     # -- token ------------------------------------------------------------------------------------------------
     def _fetch_token(self) -> tuple[str, float]:
         creds = self._credentials()
+        self._before_call("token request")
         try:
             resp = self._session.post(
                 self._base + TOKEN_PATH,
@@ -203,6 +321,7 @@ class HttpGateway:
         """GET a gateway path with the bearer token; on 401 renew the token once and retry."""
         for attempt in (1, 2):
             token = self.tokens.get()
+            self._before_call(f"GET {path}")
             try:
                 resp = self._session.get(
                     self._base + path,
@@ -308,6 +427,7 @@ class HttpGateway:
     def _open(self, url: str) -> requests.Response:
         for _ in range(5):
             self._guard.check(url)
+            self.budget.check("download")
             try:
                 resp = self._download.get(url, stream=True, timeout=TIMEOUT, allow_redirects=False)
             except requests.RequestException as exc:

@@ -15,6 +15,11 @@ __all__ = ["PartInfo", "PartSink", "write_parquet"]
 
 #: Rows per row group: big enough for Athena to read efficiently, small enough to buffer (~20 MB of win_info).
 DEFAULT_ROW_GROUP_ROWS = 128 * 1024
+#: Dictionary page size at which a column chunk falls back to plain encoding. A dictionary pays for columns with few
+#: distinct values (stack ids, flags); for a unique id per record it is pure cost, and Arrow's 1 MiB default builds
+#: ~40k entries per row group before giving up: 64 KiB measured 7 % smaller files (1M win_info records with a random
+#: userid) at the same or lower CPU, while columns of up to ~2,000 distinct 25-character ids keep their dictionary.
+DICTIONARY_PAGE_LIMIT = 64 << 10
 
 
 class PartSink(Protocol):
@@ -165,7 +170,7 @@ def write_parquet(
     """
     if row_group_rows < 1:
         raise ValueError("row_group_rows must be positive")
-    options = {"compression": compression, **writer_options}
+    options = {"compression": compression, "dictionary_pagesize_limit": DICTIONARY_PAGE_LIMIT, **writer_options}
     parts: list[PartInfo] = []
     part: _Part | None = None
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet") if background else None
