@@ -370,7 +370,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     try:
         columns, rows, truncated = lake.query_capped(args.sql, limit)
     except duckdb.Error as exc:
-        raise ExportlakeError(f"query failed: {describe_error(exc)}") from None
+        raise ConfigError(f"query failed: {describe_error(exc)}") from None
     render(columns, rows, fmt=fmt, title="query", truncated=truncated)
     return 0
 

@@ -116,7 +116,7 @@ def test_in_flight_results_are_left_alone_until_lost() -> None:
         "win-info", "aaa", ResultState.COPYING, updated_at=now, lease_until="2026-11-26T11:59:50+00:00"
     )
     assert plan_export(Export("1", "win-info", a), [a], {"aaa": lapsed}, NOW).to_copy == (a,)  # its copier died
-    sent = LedgerEntry("win-info", "aaa", ResultState.QUEUED, updated_at="2026-11-26T11:00:00+00:00", enqueued=True)
+    sent = LedgerEntry("win-info", "aaa", ResultState.QUEUED, updated_at="2026-11-26T11:50:00+00:00", enqueued=True)
     assert plan_export(Export("1", "win-info", a), [a], {"aaa": sent}, NOW).to_copy == ()  # waiting in the queue
     unsent = LedgerEntry("win-info", "aaa", ResultState.QUEUED, updated_at="2026-11-26T11:57:00+00:00")
     assert plan_export(Export("1", "win-info", a), [a], {"aaa": unsent}, NOW).to_copy == (a,)  # never went out

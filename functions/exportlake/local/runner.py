@@ -362,7 +362,7 @@ def sync(
         if entry.state == ResultState.COPIED:
             if key in seen:
                 report.copied.append(key)
-        elif entry.state == ResultState.FAILED:
+        elif entry.state == ResultState.FAILED and key in seen:  # earlier runs' failures: cli's ledger_failed
             report.failed.append((*key, entry.error or "failed"))
         elif entry.state in (ResultState.QUEUED, ResultState.COPYING) and key not in held:
             report.pending.append((*key, entry.state.value))
