@@ -208,3 +208,15 @@ def test_sync_killed_at_random_converges_exactly(env: Env) -> None:
         f"{sum(copied.values()) - len(copied)} repeated notices, {time.monotonic() - started:.0f} s; "
         f"left by the kills: ledger {dict(left)}, {uploads} open uploads"
     )
+
+
+def test_two_syncs_at_the_same_moment_copy_each_result_once(env: Env) -> None:
+    capture = subscribe(env)
+    for name in [e["system_name"] for e in env.sim.exports() if e["last_run"] is not None][:3]:
+        env.sim.add_result(name, n_records=RECORDS)
+    first, second = env.start_sync(), env.start_sync()
+    codes = {first.wait(timeout=600), second.wait(timeout=600)}
+    assert codes == {0}, codes  # both finish: the later one waits for or skips what the other holds
+    copied = Counter(n["result_id"] for n in notices(env, capture, []) if n["event_type"] == "result.copied")
+    assert_lake_exact(env, copied)
+    assert set(copied.values()) == {1}  # no crash, so no repeat: exactly one notice per result

@@ -123,7 +123,7 @@ def start_lake(monkeypatch: pytest.MonkeyPatch, sim: GatewaySimulator, **env: st
 
 @pytest.fixture
 def sim() -> Iterator[GatewaySimulator]:
-    with GatewaySimulator(seed=7, records=(20, 60), max_per_page=2) as s:
+    with GatewaySimulator(seed=7, records=(20, 60), max_per_page=1, results_per_export=2) as s:
         yield s
 
 

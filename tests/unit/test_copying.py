@@ -311,3 +311,29 @@ def test_visible_steps_run_in_order() -> None:
     world.notifier.publish = lambda *a: (order.append(a[0]), real_publish(*a))[1]  # type: ignore[method-assign]
     world.service().copy(JOB)
     assert order == ["manifest", "partition", "ledger", "result.copied"]
+
+
+def test_the_same_job_delivered_twice_at_once_is_copied_once() -> None:
+    import threading
+
+    world = World()
+    outcomes: list[object] = []
+    barrier = threading.Barrier(2)
+
+    def deliver() -> None:
+        barrier.wait()
+        try:
+            outcomes.append(world.service().copy(JOB))
+        except HeldElsewhere as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=deliver) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(outcomes) == 2
+    from exportlake.domain.models import CopyOutcome
+
+    assert sum(isinstance(o, CopyOutcome) for o in outcomes) == 1  # one copied; the other stood back or found it done
+    world.assert_exact()

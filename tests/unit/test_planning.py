@@ -243,3 +243,24 @@ def test_retrying_failed_results_clears_their_dead_letters() -> None:
     ledger.items[("win-info", "aaa")] = LedgerEntry("win-info", "aaa", ResultState.FAILED, notified=True)
     planner.run(NOW, retry_failed=True)
     assert [j.result_id for j in queue.sent] == ["aaa"] and queue.discarded == {("win-info", "aaa")}
+
+
+def test_two_planners_at_once_queue_each_result_once() -> None:
+    import threading
+
+    refs = [ref(f"r{i:02d}", 1) for i in range(40)]
+    gw = FakeGateway(exports=[Export("1", "win-info", refs[-1])], results={"win-info": refs})
+    ledger, queue = InMemoryLedger(clock=lambda: NOW), FakeQueue()
+    planners = [Planner(gw, ledger, queue, FakeNotifier(), NullMetrics()) for _ in range(2)]
+    barrier = threading.Barrier(2)
+
+    def run(p: Planner) -> None:
+        barrier.wait()
+        p.run(NOW)
+
+    threads = [threading.Thread(target=run, args=(p,)) for p in planners]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert sorted(j.result_id for j in queue.sent) == sorted(r.result_id for r in refs)  # each exactly once
