@@ -8,6 +8,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from exportlake import bootstrap
 
 _FALSE = ("", "0", "false", "no", "off")
 
@@ -64,3 +67,12 @@ class PowertoolsMetrics:
     def add(self, name: str, value: float, unit: str) -> None:
         """Record one figure."""
         self._target.add_metric(name=name, unit=MetricUnit(unit), value=value)
+
+
+#: Seconds a handler keeps in hand at its deadline: enough to record the failure and hand the message back.
+DEADLINE_MARGIN_SECONDS = 20.0
+
+
+def bound_waits(context: LambdaContext) -> None:
+    """Bound every gateway wait of this invocation by the time Lambda has left for it (minus a margin)."""
+    bootstrap.gateway().set_deadline(lambda: context.get_remaining_time_in_millis() / 1000 - DEADLINE_MARGIN_SECONDS)

@@ -12,7 +12,7 @@ from exportlake import bootstrap
 from exportlake.domain.errors import DocumentError, DownloadRefused, HeldElsewhere, ValidationError
 from exportlake.domain.limits import MAX_RECEIVES
 from exportlake.domain.models import CopyJob
-from exportlake.handlers.common import PowertoolsMetrics, logger, metrics, tracer
+from exportlake.handlers.common import PowertoolsMetrics, bound_waits, logger, metrics, tracer
 
 # Errors no retry can fix: report them at once instead of after every redelivery.
 PERMANENT = (DocumentError, ValidationError, DownloadRefused)
@@ -53,5 +53,6 @@ def copy_one(record: SQSRecord) -> None:
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Process an SQS batch; failed messages come back as ``batchItemFailures``."""
+    bound_waits(context)
     response = process_partial_response(event=event, record_handler=copy_one, processor=processor, context=context)
     return dict(response)

@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from exportlake import bootstrap
 from exportlake.domain.errors import ExportlakeError
 from exportlake.domain.naming import now_utc
-from exportlake.handlers.common import PowertoolsMetrics, logger, metrics, tracer
+from exportlake.handlers.common import PowertoolsMetrics, bound_waits, logger, metrics, tracer
 
 
 @metrics.log_metrics
@@ -17,6 +17,7 @@ from exportlake.handlers.common import PowertoolsMetrics, logger, metrics, trace
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Plan every export; fail the invocation (after planning the others) if any export failed."""
+    bound_waits(context)
     retry_failed = bool(event.get("retry_failed")) if isinstance(event, dict) else False
     report = bootstrap.build_planner(PowertoolsMetrics(metrics)).run(
         now_utc(), retry_failed=retry_failed, remaining=lambda: context.get_remaining_time_in_millis() / 1000
