@@ -135,9 +135,18 @@ def build_copy_service(metrics: Metrics) -> CopyService:
     _lean_allocators()
     lease = _lease_seconds(os.environ.get("EXPORTLAKE_LEASE_SECONDS", ""), LEASE_SECONDS)
     store = lake_store()
-    return CopyService(
-        gateway(), ledger(), catalog(), store, StreamConverter(store), notifier(), metrics, lease_seconds=lease
-    )
+    converter = StreamConverter(store, raw_archive=raw_archive_enabled(os.environ.get("EXPORTLAKE_RAW_ARCHIVE", "")))
+    return CopyService(gateway(), ledger(), catalog(), store, converter, notifier(), metrics, lease_seconds=lease)
+
+
+def raw_archive_enabled(value: str) -> bool:
+    """``EXPORTLAKE_RAW_ARCHIVE``: ``on`` (the default: keep a gzip original of each result) or ``off``."""
+    v = value.strip().lower()
+    if v in ("", "on", "true", "1", "yes"):
+        return True
+    if v in ("off", "false", "0", "no"):
+        return False
+    raise ConfigError(f"EXPORTLAKE_RAW_ARCHIVE={value!r} is not on or off")
 
 
 def _lease_seconds(value: str, default: float) -> float:

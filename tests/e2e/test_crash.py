@@ -33,8 +33,8 @@ from exportlake.local.aws import LOCAL_ACCOUNT, LOCAL_REGION, MotoServer, demo_e
 from exportlake.local.simulator import GatewaySimulator
 
 ROOT = Path(__file__).resolve().parents[2]
-ROUNDS = int(os.environ.get("EXPORTLAKE_SOAK_ROUNDS", "4"))
-RECORDS = int(os.environ.get("EXPORTLAKE_SOAK_RECORDS", "20000"))
+ROUNDS = int(os.environ.get("EXPORTLAKE_SOAK_ROUNDS", "3"))
+RECORDS = int(os.environ.get("EXPORTLAKE_SOAK_RECORDS", "12000"))
 SEED = int(os.environ.get("EXPORTLAKE_SOAK_SEED", "9"))
 
 

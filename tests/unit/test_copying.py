@@ -337,3 +337,23 @@ def test_the_same_job_delivered_twice_at_once_is_copied_once() -> None:
 
     assert sum(isinstance(o, CopyOutcome) for o in outcomes) == 1  # one copied; the other stood back or found it done
     world.assert_exact()
+
+
+def test_with_the_raw_archive_off_nothing_is_kept_under_raw() -> None:
+    world = World()
+    service = world.service()
+    service._converter = StreamConverter(world.store, raw_archive=False)  # type: ignore[attr-defined]
+    service.copy(JOB)
+    assert world.store.list_keys("raw/") == []
+    manifest = json.loads(world.store.objects[f"manifests/win-info/{RID}.json"])
+    assert manifest["raw"]["key"] == "" and manifest["raw"]["gzip_bytes"] == 0 and len(manifest["raw"]["sha256"]) == 64
+    assert world.lake_rows() == ROWS
+
+
+def test_the_raw_archive_switch_reads_on_and_off() -> None:
+    from exportlake.bootstrap import raw_archive_enabled
+    from exportlake.domain.errors import ConfigError
+
+    assert raw_archive_enabled("") and raw_archive_enabled("on") and not raw_archive_enabled("OFF")
+    with pytest.raises(ConfigError):
+        raw_archive_enabled("maybe")

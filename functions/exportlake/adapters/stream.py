@@ -96,8 +96,10 @@ class StreamConverter:
         *,
         batch_bytes: int = DEFAULT_BATCH_BYTES,
         row_group_rows: int = ROW_GROUP_ROWS,
+        raw_archive: bool = True,
     ) -> None:
         self._store = store
+        self._raw_archive = raw_archive
         self._batch_bytes = batch_bytes
         self._row_group_rows = row_group_rows
 
@@ -109,14 +111,24 @@ class StreamConverter:
         place: Callable[[str], ResultLocation],
         check: Callable[[], None],
     ) -> Conversion:
-        """Stream ``chunks`` into the store; on any failure abort what is open and delete what was completed."""
-        raw_sink = _Checked(self._store.open_object(raw_key, GZIP_TYPE), check, hold_errors=True)
+        """Stream ``chunks`` into the store; on any failure abort what is open and delete what was completed.
+
+        Without the raw archive (``raw_archive=False``) no original is kept: ``raw_gzip_bytes`` is 0 and nothing is
+        written under ``raw_key`` (the SHA-256 and length of the JSON are still recorded).
+        """
+        raw_sink = (
+            _Checked(self._store.open_object(raw_key, GZIP_TYPE), check, hold_errors=True)
+            if self._raw_archive
+            else None
+        )
         located: list[ResultLocation] = []
         sinks: list[tuple[str, _Checked]] = []
         gz: Any = None
         try:
-            gz = gzip_writer(raw_sink)
-            stream = RecordStream(_watch(tee(chunks, gz), raw_sink), batch_bytes=self._batch_bytes)
+            if raw_sink is not None:
+                gz = gzip_writer(raw_sink)
+                chunks = _watch(tee(chunks, gz), raw_sink)
+            stream = RecordStream(chunks, batch_bytes=self._batch_bytes)
 
             def where() -> ResultLocation:
                 if not located:  # the key is known once the document's opening is parsed
@@ -130,9 +142,10 @@ class StreamConverter:
                 return cast(BinaryIO, sink)
 
             infos = write_parquet(stream.batches(), open_part, background=False, row_group_rows=self._row_group_rows)
-            gz.close()
-            raw_sink.raise_held()
-            raw_sink.close()
+            if raw_sink is not None:
+                gz.close()
+                raw_sink.raise_held()
+                raw_sink.close()
             location = where()  # an empty document opens no part
             parts = tuple(
                 ManifestPart(key=key, rows=info.rows, bytes=info.bytes, columns=tuple(info.columns))
@@ -145,16 +158,19 @@ class StreamConverter:
                 sha256=stream.sha256,
                 fields=tuple(stream.fields),
                 parts=parts,
-                raw_gzip_bytes=raw_sink.size,
+                raw_gzip_bytes=raw_sink.size if raw_sink is not None else 0,
             )
         except BaseException:
             if gz is not None and not gz.closed:
                 with contextlib.suppress(Exception):  # stop its threads; the sink below is aborted anyway
                     gz.close()
-            raw_sink.abort()
+            if raw_sink is not None:
+                raw_sink.abort()
             for _, sink in sinks:
                 sink.abort()
-            completed = [key for key, sink in sinks if sink.done] + ([raw_key] if raw_sink.done else [])
+            completed = [key for key, sink in sinks if sink.done] + (
+                [raw_key] if raw_sink is not None and raw_sink.done else []
+            )
             if completed:
                 with contextlib.suppress(Exception):  # best effort: the next attempt tidies the prefix anyway
                     self._store.delete(completed)

@@ -193,7 +193,10 @@ class CopyService:
                 rows=conv.rows,
                 location=place.uri(self._store.bucket),
                 raw=RawOriginal(
-                    key=place.raw_key, json_bytes=conv.bytes_in, sha256=conv.sha256, gzip_bytes=conv.raw_gzip_bytes
+                    key=place.raw_key if conv.raw_gzip_bytes else "",  # "": the raw archive is turned off
+                    json_bytes=conv.bytes_in,
+                    sha256=conv.sha256,
+                    gzip_bytes=conv.raw_gzip_bytes,
                 ),
                 parts=conv.parts,
                 schema_diff=diff,

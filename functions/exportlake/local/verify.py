@@ -96,11 +96,12 @@ def check(s3: Any, catalog: Any, entry: LedgerEntry, bucket: str) -> Verdict:
     if entry.bytes and int(raw.get("json_bytes", -1)) != entry.bytes:
         problems.append(f"ledger bytes {entry.bytes} != manifest json_bytes {raw.get('json_bytes')}")
     try:
-        packed, unpacked, sha = _raw_digest(s3, bucket, str(raw.get("key")))
-        if packed != int(raw.get("gzip_bytes", -1)):
-            problems.append(f"raw archive is {packed} bytes, manifest says {raw.get('gzip_bytes')}")
-        if unpacked != int(raw.get("json_bytes", -1)) or sha != raw.get("sha256"):
-            problems.append("raw JSON does not match the manifest's SHA-256/length")
+        if raw.get("key"):  # an empty key: copied with the raw archive turned off, nothing to compare
+            packed, unpacked, sha = _raw_digest(s3, bucket, str(raw.get("key")))
+            if packed != int(raw.get("gzip_bytes", -1)):
+                problems.append(f"raw archive is {packed} bytes, manifest says {raw.get('gzip_bytes')}")
+            if unpacked != int(raw.get("json_bytes", -1)) or sha != raw.get("sha256"):
+                problems.append("raw JSON does not match the manifest's SHA-256/length")
     except Exception as exc:
         problems.append(f"raw archive unreadable: {type(exc).__name__}")
     part_rows = 0
