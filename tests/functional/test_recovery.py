@@ -57,6 +57,21 @@ def test_a_short_lived_download_url_is_fetched_again(lake: Lake) -> None:
     assert sorted(m["body"]["result_id"] for m in failed) == sorted(rid for _, rid, _ in report.failed)
     assert lake.partitions() == {}
     assert lake.objects("lake/") == {} and lake.objects("manifests/") == {}
+    # The exhausted jobs sit in the DLQ (its alarm is red); a retry that lands them clears them.
+    sqs = lake.client("sqs")
+    dlq = bootstrap.dead_letter_url()
+
+    def dead_letters() -> int:
+        attrs = sqs.get_queue_attributes(
+            QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        )["Attributes"]
+        return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+    assert dead_letters() == len(report.failed) > 0
+    lake.sim.url_ttl = 300
+    retried = lake.sync(retry_failed=True)
+    assert retried.ok and len(retried.copied) == len(report.failed)
+    assert dead_letters() == 0
 
 
 def test_new_export_type_lands_in_its_own_table_and_is_reported(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -131,6 +131,8 @@ class PlanReport:
     invalid: list[tuple[str, str, str]] = field(default_factory=list)
     #: Exports left for the next run because this one ran out of time.
     deferred: list[str] = field(default_factory=list)
+    #: Failed results queued again by ``retry_failed`` (their dead letters are removed at the end of the run).
+    retried_failed: set[tuple[str, str]] = field(default_factory=set)
     #: Results not copied yet that expire soon, announced by this run.
     expiring: list[tuple[str, str]] = field(default_factory=list)
 
@@ -212,6 +214,14 @@ class Planner:
             self._ledger.save_cursor("")
         self._metrics.add(metricnames.RESULTS_ENQUEUED, len(report.enqueued), "Count")
         self._metrics.add(metricnames.RESULTS_EXPIRED, len(report.expired), "Count")
+        if report.retried_failed:
+            # Their dead letters are superseded by the new jobs; left there they keep the DLQ alarm red. Once per
+            # run: a receive hides the other messages for a while, so a second pass would not see them.
+            try:
+                self._queue.discard_dead_letters(report.retried_failed)
+            except Exception as exc:
+                log.error("could not clear the dead letters of re-queued results: %s", exc)
+                report.errors.append(f"dead letters: {exc}")
         if report.invalid:
             self._metrics.add(metricnames.ITEMS_INVALID, len(report.invalid), "Count")
         self._metrics.add(metricnames.RESULTS_EXPIRING, len(report.expiring), "Count")
@@ -282,9 +292,7 @@ class Planner:
             for r in claimed
             if known.get(r.result_id) and known[r.result_id].state == ResultState.FAILED
         }
-        if retried:
-            # Their dead letters are superseded by the new jobs; left there they keep the DLQ alarm red.
-            self._queue.discard_dead_letters(retried)
+        report.retried_failed |= retried
 
         self._warn_expiring(export, listed, known, now, report)
 

@@ -366,7 +366,4 @@ def sync(
             report.failed.append((*key, entry.error or "failed"))
         elif entry.state in (ResultState.QUEUED, ResultState.COPYING) and key not in held:
             report.pending.append((*key, entry.state.value))
-    if retry_failed:
-        # Results landed by this retry: their dead letters are moot (and would keep the DLQ alarm red).
-        bootstrap.job_queue().discard_dead_letters(set(report.copied))
     return report
