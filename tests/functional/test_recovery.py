@@ -169,3 +169,32 @@ def test_a_lost_answer_to_mark_copied_still_notifies_once(lake: Lake, monkeypatc
     report = lake.sync()
     assert report.ok
     copied_once_each(lake)
+
+
+def test_a_hostile_export_and_a_hostile_result_are_skipped_and_told_while_the_healthy_ones_land(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with GatewaySimulator(seed=4, records=(5, 10), results_per_export=1, include_never_run=False) as sim:
+        sim.add_export("../../etc", "win_info", n_results=1)  # a name that must never become a key
+        bad_id = sim.add_result("win-info", n_records=5, result_id="x/../y")  # in win-info's results page
+        lake = start_lake(monkeypatch, sim)
+        report = lake.sync()
+        healthy = sorted(
+            (e["system_name"], r["id"])
+            for e in sim.exports()
+            if e["system_name"] != "../../etc"
+            for r in sim.results(e["system_name"])
+            if r["id"] != bad_id
+        )
+        assert sorted(report.copied) == healthy  # every healthy result landed in the same run
+        assert lake.objects("lake/") and not any(".." in k for k in lake.objects(""))
+        invalid = [
+            (m["attributes"]["event_type"], m["body"]["error"])
+            for m in lake.notifications()
+            if m["attributes"]["event_type"].endswith(".invalid")
+        ]
+        assert sorted(t for t, _ in invalid) == ["export.invalid", "result.invalid"]
+        assert all("not valid" in e for _, e in invalid)
+        lake.sync()  # told once per item, not on every run
+        assert len([m for m in lake.notifications() if m["attributes"]["event_type"].endswith(".invalid")]) == 2
+        bootstrap.reset()

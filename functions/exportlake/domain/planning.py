@@ -197,8 +197,6 @@ class Planner:
             if remaining is not None and remaining() < RUN_MARGIN_SECONDS:
                 report.deferred.append(export.system_name)
                 continue
-            if export.last_run_error:
-                self._invalid(report, export.system_name, "last_run", export.system_name, export.last_run_error)
             try:
                 if since is not None or dry_run:
                     self._plan_selected(export, now, report, retry_failed, since, dry_run)
@@ -245,6 +243,10 @@ class Planner:
                 export.system_name, on_invalid=lambda *a: self._invalid(report, export.system_name, *a)
             )
         )
+        if export.last_run_error and not any(
+            e == export.last_run_error for _, _, e in report.invalid
+        ):  # told once: the newest result is usually in the listing too, already reported there
+            self._invalid(report, export.system_name, "last_run", export.system_name, export.last_run_error)
         known = self._ledger.entries(export.system_name)
         plan = _cut(plan_export(export, listed, known, now, retry_failed=retry_failed), since)
         bounds = LostBounds.at(now)
