@@ -264,3 +264,28 @@ def test_two_planners_at_once_queue_each_result_once() -> None:
     for t in threads:
         t.join(timeout=30)
     assert sorted(j.result_id for j in queue.sent) == sorted(r.result_id for r in refs)  # each exactly once
+
+
+def test_the_planner_payload_is_validated() -> None:
+    from exportlake.domain.planning import PlanRequest
+
+    assert PlanRequest.from_event({}) == PlanRequest()
+    assert PlanRequest.from_event({"source": "exportlake.schedule"}) == PlanRequest()
+    req = PlanRequest.from_event({"retry_failed": True, "exports": ["win-info"], "since": "2026-11-01T00:00:00Z"})
+    assert req.retry_failed and req.only_exports == frozenset({"win-info"})
+    assert req.since == datetime(2026, 11, 1, tzinfo=UTC)
+    for bad in ({"exports": "win-info"}, {"exports": ["../x"]}, {"since": "yesterday"}, {"exports": []}):
+        with pytest.raises(ValidationError):
+            PlanRequest.from_event(bad)
+    assert PlanRequest.from_event({"retry_failed": "yes"}).retry_failed is False  # only a real true
+
+
+def test_a_backfill_plans_only_the_named_exports_since_a_date() -> None:
+    old, new = ref("old", 20), ref("new", 1)
+    other = ref("oth", 1, name="all-coupons")
+    planner, _, _, queue, _ = make(
+        [Export("1", "win-info", new), Export("2", "all-coupons", other)],
+        {"win-info": [old, new], "all-coupons": [other]},
+    )
+    planner.run(NOW, only_exports=frozenset({"win-info"}), since=NOW - timedelta(days=5))
+    assert [j.result_id for j in queue.sent] == ["new"]

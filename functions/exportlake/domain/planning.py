@@ -14,9 +14,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from exportlake.domain import metricnames, notices
-from exportlake.domain.errors import AuthError, ConfigError, EnqueueError, GatewayError, TransientError
+from exportlake.domain.errors import (
+    AuthError,
+    ConfigError,
+    EnqueueError,
+    GatewayError,
+    TransientError,
+    ValidationError,
+)
 from exportlake.domain.limits import QUEUED_LOST_AFTER_SECONDS, UNSENT_AFTER_SECONDS
 from exportlake.domain.models import CopyJob, Export, ResultRef, ResultState
+from exportlake.domain.naming import parse_timestamp, validate_export_name
 from exportlake.domain.ports import Gateway, JobQueue, Ledger, LedgerEntry, Metrics, Notifier
 
 log = logging.getLogger(__name__)
@@ -135,6 +143,33 @@ class PlanReport:
     retried_failed: set[tuple[str, str]] = field(default_factory=set)
     #: Results not copied yet that expire soon, announced by this run.
     expiring: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """What one planner invocation was asked: the schedule's ``{}``, or a retry / backfill sent by hand.
+
+    ``{"retry_failed": true, "exports": ["win-info"], "since": "2026-11-01T00:00:00Z"}``: every key optional.
+    """
+
+    retry_failed: bool = False
+    only_exports: frozenset[str] | None = None
+    since: datetime | None = None
+
+    @classmethod
+    def from_event(cls, event: object) -> PlanRequest:
+        """Validate an invocation payload; raise ``ValidationError`` naming what is wrong."""
+        if not isinstance(event, dict):
+            return cls()
+        exports = event.get("exports")
+        if exports is not None and (not isinstance(exports, list) or not exports):
+            raise ValidationError("planner payload: 'exports' must be a non-empty list of export names")
+        since = event.get("since")
+        return cls(
+            retry_failed=event.get("retry_failed") is True,
+            only_exports=None if exports is None else frozenset(validate_export_name(e) for e in exports),
+            since=None if since is None else parse_timestamp(since, "planner payload 'since'"),
+        )
 
 
 def run_failure_cause(exc: BaseException) -> tuple[str, str]:

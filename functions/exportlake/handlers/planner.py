@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from exportlake import bootstrap
 from exportlake.domain.errors import ExportlakeError
 from exportlake.domain.naming import now_utc
+from exportlake.domain.planning import PlanRequest
 from exportlake.handlers.common import PowertoolsMetrics, bound_waits, logger, metrics, tracer
 
 
@@ -18,9 +19,13 @@ from exportlake.handlers.common import PowertoolsMetrics, bound_waits, logger, m
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Plan every export; fail the invocation (after planning the others) if any export failed."""
     bound_waits(context)
-    retry_failed = bool(event.get("retry_failed")) if isinstance(event, dict) else False
+    request = PlanRequest.from_event(event)  # {} from the schedule; retry / backfill keys when sent by hand
     report = bootstrap.build_planner(PowertoolsMetrics(metrics)).run(
-        now_utc(), retry_failed=retry_failed, remaining=lambda: context.get_remaining_time_in_millis() / 1000
+        now_utc(),
+        retry_failed=request.retry_failed,
+        only_exports=request.only_exports,
+        since=request.since,
+        remaining=lambda: context.get_remaining_time_in_millis() / 1000,
     )
     summary = {
         "exports": report.exports,
