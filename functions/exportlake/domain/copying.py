@@ -206,7 +206,7 @@ class CopyService:
             self._store.put(place.manifest_key, manifest.to_json(), "application/json")
         except BaseException:
             # Nothing of a failed copy may linger, even invisible (no partition names it yet).
-            if not isinstance(self._pending_lease_error(lease), LeaseLost):
+            if not lease.lost:  # a lost lease means the prefix is another copier's now: touch nothing
                 self._tidy(place, keep=set())
             raise
         lease.confirm()
@@ -246,14 +246,6 @@ class CopyService:
             self._store.delete(stale)
         self._store.abort_uploads(place.prefix)
         self._store.abort_uploads(place.raw_key)
-
-    @staticmethod
-    def _pending_lease_error(lease: Lease) -> Exception | None:
-        try:
-            lease.check()
-        except LeaseLost as exc:
-            return exc
-        return None
 
     def _reconcile_table(
         self, job: CopyJob, table: str, fields: list[str], *, has_rows: bool

@@ -109,11 +109,16 @@ class Lease:
         self.renew()
         self.check()
 
-    def check(self) -> None:
-        """Raise ``LeaseLost`` unless the lease is still held (call before each visible step)."""
+    @property
+    def lost(self) -> bool:
+        """True once the lease is no longer held (refused at a renewal, or lapsed unrenewed)."""
         if not self._lost and self._clock() >= self._valid_until:
             self._lost = "the lease lapsed before it could be renewed"
-        if self._lost:
+        return bool(self._lost)
+
+    def check(self) -> None:
+        """Raise ``LeaseLost`` unless the lease is still held (call before each visible step)."""
+        if self.lost:
             raise LeaseLost(self._lost)
 
     def release(self) -> None:
