@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from exportlake.domain.limits import GATEWAY_MAX_REQUESTS_PER_SECOND
 from exportlake.domain.schemas import EXPORT_TYPES, ResultSemantics
-from exportlake.settings import DEFAULT_DOWNLOAD_HOSTS, is_host_pattern
+from exportlake.settings import DEFAULT_DOWNLOAD_HOSTS, DEFAULT_EXPIRY_WARNING_HOURS, MAX_GATEWAY_RPS, is_host_pattern
 
 if TYPE_CHECKING:
     import aws_cdk as cdk
@@ -35,6 +36,9 @@ DEFAULTS: dict[str, Any] = {
     "freshnessHours": 24,
     "copierMemoryMb": 1769,
     "bytesScannedCutoffMb": 10240,
+    # Runtime settings (EXPORTLAKE_GATEWAY_MAX_RPS, EXPORTLAKE_EXPIRY_WARNING_HOURS); defaults from the runtime.
+    "gatewayMaxRequestsPerSecond": GATEWAY_MAX_REQUESTS_PER_SECOND,
+    "expiryWarningHours": DEFAULT_EXPIRY_WARNING_HOURS,
     # Export type → "snapshot" | "delta"; types not named keep the registry's default (see docs/analytics.md).
     "resultSemantics": {},
 }
@@ -76,6 +80,8 @@ class Config:
     bytes_scanned_cutoff_mb: int
     #: Export type → "snapshot"/"delta" overrides of the registry defaults (validated against the registry).
     result_semantics: tuple[tuple[str, str], ...] = ()
+    gateway_max_rps: float = GATEWAY_MAX_REQUESTS_PER_SECOND
+    expiry_warning_hours: int = DEFAULT_EXPIRY_WARNING_HOURS
 
     @property
     def removal_policy(self) -> cdk.RemovalPolicy:
@@ -118,6 +124,19 @@ class _Reader:
             return low
         if not low <= number <= high:
             self.bad(key, value, f"must be between {low} and {high}")
+        return number
+
+    def number(self, key: str, low: float, high: float) -> float:
+        value = self.raw(key)
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            number = float(value)
+        except (TypeError, ValueError):
+            self.bad(key, value, "must be a number")
+            return low
+        if not low <= number <= high:  # NaN fails this too
+            self.bad(key, value, f"must be between {low:g} and {high:g}")
         return number
 
     def boolean(self, key: str) -> bool:
@@ -265,6 +284,9 @@ class _Reader:
             # Athena's smallest per-query cutoff is 10 MB.
             bytes_scanned_cutoff_mb=self.integer("bytesScannedCutoffMb", 10, 1024 * 1024 * 1024),
             result_semantics=self.result_semantics(),
+            gateway_max_rps=self.number("gatewayMaxRequestsPerSecond", 0, MAX_GATEWAY_RPS),
+            # The same bounds as the runtime's EXPORTLAKE_EXPIRY_WARNING_HOURS.
+            expiry_warning_hours=self.integer("expiryWarningHours", 1, 24 * 30),
         )
         if self.problems:
             raise ConfigError(

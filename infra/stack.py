@@ -57,6 +57,8 @@ class ExportLakeStack(cdk.Stack):
             "EXPORTLAKE_QUEUE_URL": self.copy_jobs.queue.queue_url,
             "EXPORTLAKE_DLQ_URL": self.copy_jobs.dlq.queue_url,
             "EXPORTLAKE_DOWNLOAD_HOSTS": ",".join(config.download_hosts),
+            "EXPORTLAKE_GATEWAY_MAX_RPS": f"{config.gateway_max_rps:g}",
+            "EXPORTLAKE_EXPIRY_WARNING_HOURS": str(config.expiry_warning_hours),
         }
         self.functions = Functions(
             self,

@@ -80,7 +80,12 @@ def client(service: str) -> Any:
 def gateway() -> HttpGateway:
     """The gateway client, with its token cache."""
     s = settings()
-    return HttpGateway(s.gateway_url, SecretCredentials(client("secretsmanager"), s.secret_id), s.download_hosts)
+    return HttpGateway(
+        s.gateway_url,
+        SecretCredentials(client("secretsmanager"), s.secret_id),
+        s.download_hosts,
+        max_requests_per_second=s.gateway_max_rps,
+    )
 
 
 @functools.cache

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from exportlake.domain.errors import ConfigError
+from exportlake.domain.limits import GATEWAY_MAX_REQUESTS_PER_SECOND
 
 #: Every variable of the contract, in the order the README documents them.
 ENV_VARS: tuple[str, ...] = (
@@ -28,9 +29,11 @@ ENV_VARS: tuple[str, ...] = (
 #: The download allowlist when ``EXPORTLAKE_DOWNLOAD_HOSTS`` is unset; ``infra/config.py`` (and so ``cdk.json``)
 #: takes its default from here, so the two can never disagree.
 DEFAULT_DOWNLOAD_HOSTS = "*.digitaloceanspaces.com"
-#: Optional variables (with defaults; not set by the stack unless configured).
-OPTIONAL_VARS: tuple[str, ...] = ("EXPORTLAKE_EXPIRY_WARNING_HOURS",)
+#: Optional variables (with defaults; the stack sets them from cdk.json, a local run may leave them unset).
+OPTIONAL_VARS: tuple[str, ...] = ("EXPORTLAKE_EXPIRY_WARNING_HOURS", "EXPORTLAKE_GATEWAY_MAX_RPS")
 DEFAULT_EXPIRY_WARNING_HOURS = 24
+#: Highest ``EXPORTLAKE_GATEWAY_MAX_RPS`` accepted (``0`` turns the bound off).
+MAX_GATEWAY_RPS = 1000.0
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _GLUE_DB = re.compile(r"^[a-z0-9_]{1,255}$")
@@ -54,6 +57,8 @@ class Settings:
     download_hosts: tuple[str, ...]
     #: ``result.expiring`` goes out when an uncopied result expires within this many hours.
     expiry_warning_hours: int = DEFAULT_EXPIRY_WARNING_HOURS
+    #: Gateway requests per second one process sends at most (token, lists, fetch); ``0``: unbounded.
+    gateway_max_rps: float = GATEWAY_MAX_REQUESTS_PER_SECOND
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -96,13 +101,28 @@ class Settings:
         hours = int(raw_hours) if raw_hours.isdigit() else 0
         if not 1 <= hours <= 24 * 30:
             problems.append(f"EXPORTLAKE_EXPIRY_WARNING_HOURS={raw_hours!r} is not valid (whole hours, 1 to 720)")
+        raw_rps = env.get("EXPORTLAKE_GATEWAY_MAX_RPS", "").strip() or str(GATEWAY_MAX_REQUESTS_PER_SECOND)
+        try:
+            rps = float(raw_rps)
+        except ValueError:
+            rps = -1.0
+        if not 0 <= rps <= MAX_GATEWAY_RPS:  # NaN fails this too
+            problems.append(
+                f"EXPORTLAKE_GATEWAY_MAX_RPS={raw_rps!r} is not valid (requests per second, 0 to "
+                f"{MAX_GATEWAY_RPS:g}; 0 turns the bound off)"
+            )
         if problems:
             raise ConfigError("invalid exportlake settings: " + "; ".join(problems))
-        return cls(gateway_url, secret_id, bucket, glue_database, ledger_table, topic_arn, queue_url, hosts, hours)
+        return cls(gateway_url, secret_id, bucket, glue_database, ledger_table, topic_arn, queue_url, hosts, hours, rps)
 
     def as_env(self) -> dict[str, str]:
-        """The contract as environment variables (the inverse of ``from_env``)."""
-        return dict(
+        """The contract as environment variables (the inverse of ``from_env``; optional ones when not default)."""
+        optional = {}
+        if self.expiry_warning_hours != DEFAULT_EXPIRY_WARNING_HOURS:
+            optional["EXPORTLAKE_EXPIRY_WARNING_HOURS"] = str(self.expiry_warning_hours)
+        if self.gateway_max_rps != GATEWAY_MAX_REQUESTS_PER_SECOND:
+            optional["EXPORTLAKE_GATEWAY_MAX_RPS"] = f"{self.gateway_max_rps:g}"
+        return optional | dict(
             zip(
                 ENV_VARS,
                 (

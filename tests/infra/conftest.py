@@ -80,6 +80,8 @@ def synth_alt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]
         timeZone="Europe/Amsterdam",
         copyConcurrency=10,
         copierMemoryMb=3008,
+        gatewayMaxRequestsPerSecond=7.5,
+        expiryWarningHours=48,
     )
 
 

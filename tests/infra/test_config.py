@@ -27,6 +27,7 @@ def test_defaults_are_valid() -> None:
     assert config.existing_secret_name is None
     assert config.retain_data is True
     assert config.download_hosts == ("*.digitaloceanspaces.com",)
+    assert (config.gateway_max_rps, config.expiry_warning_hours) == (20.0, 24)
 
 
 def test_cli_strings_are_accepted() -> None:
@@ -39,8 +40,11 @@ def test_cli_strings_are_accepted() -> None:
             "downloadHosts": '["*.digitaloceanspaces.com", "files.example.com"]',
             "existingSecretName": "team/neoday",
             "gatewayUrl": "https://gw.example.com/",
+            "gatewayMaxRequestsPerSecond": "2.5",
+            "expiryWarningHours": "6",
         }
     )
+    assert (config.gateway_max_rps, config.expiry_warning_hours) == (2.5, 6)
     assert config.copy_concurrency == 8
     assert config.retain_data is False
     assert config.notification_emails == ("a@example.com", "b@example.com")
@@ -73,6 +77,11 @@ def test_cli_strings_are_accepted() -> None:
         ("copierMemoryMb", 20000, "between 512 and 10240"),
         ("bytesScannedCutoffMb", 1, "between 10"),
         ("retainData", "maybe", "true or false"),
+        ("gatewayMaxRequestsPerSecond", -1, "between 0 and 1000"),
+        ("gatewayMaxRequestsPerSecond", "nan", "between 0 and 1000"),
+        ("gatewayMaxRequestsPerSecond", "quick", "must be a number"),
+        ("gatewayMaxRequestsPerSecond", True, "must be a number"),
+        ("expiryWarningHours", 0, "between 1 and 720"),
         ("existingSecretName", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:x", "not an ARN"),
     ],
 )

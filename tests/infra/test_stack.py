@@ -12,7 +12,7 @@ from exportlake.adapters import permissions
 from exportlake.domain import metricnames
 from exportlake.domain.limits import VISIBILITY_TIMEOUT_SECONDS
 from exportlake.domain.schemas import ATHENA_RESULTS_PREFIX, EXPORT_TYPES, PARTITION_KEYS, RAW_PREFIX
-from exportlake.settings import ENV_VARS
+from exportlake.settings import ENV_VARS, OPTIONAL_VARS
 from infra.constructs.catalog import PARQUET_INPUT, PARQUET_OUTPUT, PARQUET_SERDE
 from infra.constructs.functions import COPIER_HANDLER, PLANNER_HANDLER
 
@@ -242,6 +242,8 @@ def test_function_environment_is_exactly_the_settings_contract(resources: Resour
         "EXPORTLAKE_QUEUE_URL": {"Ref": queue_id},
         "EXPORTLAKE_DLQ_URL": {"Ref": dlq_id},
         "EXPORTLAKE_DOWNLOAD_HOSTS": "*.digitaloceanspaces.com",
+        "EXPORTLAKE_GATEWAY_MAX_RPS": "20",
+        "EXPORTLAKE_EXPIRY_WARNING_HOURS": "24",
         "POWERTOOLS_SERVICE_NAME": "exportlake",
         "POWERTOOLS_METRICS_NAMESPACE": "exportlake",
         "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -249,7 +251,7 @@ def test_function_environment_is_exactly_the_settings_contract(resources: Resour
     for handler in (PLANNER_HANDLER, COPIER_HANDLER):
         env = function(resources, handler)[1]["Properties"]["Environment"]["Variables"]
         # EXPORTLAKE_DLQ_URL: the planner's --retry-failed clears the DLQ (the runtime's settings add it).
-        assert set(env) - POWERTOOLS == set(ENV_VARS) | {"EXPORTLAKE_DLQ_URL"}
+        assert set(env) - POWERTOOLS == set(ENV_VARS) | set(OPTIONAL_VARS) | {"EXPORTLAKE_DLQ_URL"}
         assert set(env) & POWERTOOLS == POWERTOOLS
         assert env == expected
 
@@ -260,6 +262,7 @@ def test_imported_secret_is_passed_by_name(synth_alt: Synthesized) -> None:
     for handler in (PLANNER_HANDLER, COPIER_HANDLER):
         env = function(resources, handler)[1]["Properties"]["Environment"]["Variables"]
         assert env["EXPORTLAKE_SECRET_ID"] == "prod/neoday-gateway"
+        assert env["EXPORTLAKE_GATEWAY_MAX_RPS"] == "7.5" and env["EXPORTLAKE_EXPIRY_WARNING_HOURS"] == "48"
 
 
 def test_copy_queue_wiring(resources: Resources) -> None:

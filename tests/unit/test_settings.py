@@ -25,6 +25,19 @@ def test_reads_every_variable_and_defaults_download_hosts() -> None:
     assert Settings.from_env(s.as_env()) == s
 
 
+def test_optional_settings_default_validate_and_round_trip() -> None:
+    s = Settings.from_env(GOOD)
+    assert (s.gateway_max_rps, s.expiry_warning_hours) == (20.0, 24)
+    tuned = Settings.from_env({**GOOD, "EXPORTLAKE_GATEWAY_MAX_RPS": "0", "EXPORTLAKE_EXPIRY_WARNING_HOURS": "72"})
+    assert (tuned.gateway_max_rps, tuned.expiry_warning_hours) == (0.0, 72)  # 0: no bound
+    assert Settings.from_env(tuned.as_env()) == tuned
+    for bad in ("-1", "1001", "nan", "fast", "inf"):
+        with pytest.raises(ConfigError, match="EXPORTLAKE_GATEWAY_MAX_RPS"):
+            Settings.from_env({**GOOD, "EXPORTLAKE_GATEWAY_MAX_RPS": bad})
+    with pytest.raises(ConfigError, match="EXPORTLAKE_EXPIRY_WARNING_HOURS"):
+        Settings.from_env({**GOOD, "EXPORTLAKE_EXPIRY_WARNING_HOURS": "0"})
+
+
 def test_secret_may_be_a_name() -> None:
     assert Settings.from_env({**GOOD, "EXPORTLAKE_SECRET_ID": "exportlake/neoday"}).secret_id == "exportlake/neoday"
 

@@ -32,5 +32,6 @@ MAX_NESTING_DEPTH = 64
 #: for more (``Retry-After: 3600``) is not waited for: the call fails as transient and the job comes back later.
 GATEWAY_MAX_WAIT_SECONDS = 30.0
 #: Requests per second one gateway client sends at most (token, lists, fetch): a backfill of thousands of results
-#: cannot flood the gateway. Download requests go to the object store and are not counted.
+#: cannot flood the gateway. Download requests go to the object store and are not counted. The default of the
+#: ``EXPORTLAKE_GATEWAY_MAX_RPS`` setting (``gatewayMaxRequestsPerSecond`` in cdk.json).
 GATEWAY_MAX_REQUESTS_PER_SECOND = 20.0

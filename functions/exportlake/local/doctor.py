@@ -19,7 +19,6 @@ from exportlake.domain.models import ResultRef, ResultState
 from exportlake.local.errors import explain, secret_hint, where
 
 #: Below this much time left before an uncopied result expires, doctor fails the expiry check.
-EXPIRY_WARNING = timedelta(hours=24)
 
 
 @dataclass
@@ -133,7 +132,10 @@ def check_token(state: _State, clients: Callable[[str], Any]) -> str:
 
     s = state.settings
     state.gateway = HttpGateway(
-        s.gateway_url, SecretCredentials(clients("secretsmanager"), s.secret_id), s.download_hosts
+        s.gateway_url,
+        SecretCredentials(clients("secretsmanager"), s.secret_id),
+        s.download_hosts,
+        max_requests_per_second=s.gateway_max_rps,
     )
     try:
         state.gateway.tokens.get()
@@ -250,7 +252,8 @@ def check_expiry(state: _State, clients: Callable[[str], Any]) -> str:
     first = min(pending, key=lambda r: r.expires_at or now)
     left = (first.expires_at or now) - now
     line = f"{len(pending)} uncopied; {first.export_name} {first.result_id} expires in {_hours(left)}"
-    if left < EXPIRY_WARNING:
+    # The same window as the planner's result.expiring notice (EXPORTLAKE_EXPIRY_WARNING_HOURS).
+    if left < timedelta(hours=state.settings.expiry_warning_hours):
         raise Broken(line, "run `exportlake sync` now (or invoke the planner) before the data is gone")
     return line
 
