@@ -202,6 +202,23 @@ def test_a_lease_held_by_a_live_copier_is_left_alone() -> None:
     assert world.ledger.get("win-info", RID).lease_owner == "otherhost:1:2:abc"  # type: ignore[union-attr]
 
 
+def test_a_lease_of_a_local_process_that_is_gone_is_taken_over_at_once() -> None:
+    import socket
+    import subprocess
+    import sys
+
+    gone = subprocess.run(  # a process that ends at once: its pid names no running holder
+        [sys.executable, "-c", "import os; print(os.getpid())"], check=True, capture_output=True, text=True
+    )
+    dead_owner = f"{socket.gethostname()}:{int(gone.stdout)}:1:feedbeef0000"  # this host, a pid no longer running
+    world = World()
+    assert world.ledger.start_copy(JOB, dead_owner, 30) is not None
+    world.service().copy(JOB)  # the lease is still live, but its holder provably dead: no wait for the lapse
+    world.assert_exact()
+    entry = world.ledger.get("win-info", RID)
+    assert entry is not None and entry.lease_owner != dead_owner and entry.attempts == 2
+
+
 def test_a_copier_that_lost_its_lease_stops_before_anything_visible() -> None:
     world = World()
     service = world.service()

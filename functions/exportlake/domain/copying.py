@@ -92,7 +92,12 @@ class CopyService:
             self._expire(job, now)
             return None
         owner = new_owner()
-        entry = self._ledger.start_copy(job, owner, self._lease_seconds, take_over=self._dead_holder(job, now))
+        entry = self._ledger.start_copy(job, owner, self._lease_seconds)
+        if entry is None:
+            # Held: take it over only from a holder provably dead (read the holder only now, so the common case,
+            # a free result, costs one ledger write and no read).
+            dead = self._dead_holder(job, now)
+            entry = self._ledger.start_copy(job, owner, self._lease_seconds, take_over=dead) if dead else None
         if entry is None:
             raise HeldElsewhere(f"result {job.result_id} is being copied by another copier")
         if entry.state == ResultState.COPIED:
