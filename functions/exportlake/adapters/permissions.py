@@ -159,7 +159,13 @@ USES: dict[str, dict[str, tuple[str, ...]]] = {
 CLI_ONLY: dict[str, tuple[str, ...]] = {
     "exportlake.adapters.ledger.DynamoLedger": ("all_entries",),
     "exportlake.adapters.lakestore.S3LakeStore": ("open_uploads", "abort_upload"),
-    "exportlake.adapters.catalog.GlueCatalog": ("ensure_database", "tables", "partitions", "partition_exists"),
+    "exportlake.adapters.catalog.GlueCatalog": (
+        "ensure_database",
+        "ensure_table",
+        "tables",
+        "partitions",
+        "partition_exists",
+    ),
     "exportlake.adapters.lakequery.LakeQuery": ALL_METHODS,
 }
 
