@@ -143,6 +143,16 @@ class GlueCatalog:
             return TableSync("updated", names, undeclared)
         raise ExportlakeError(f"table {table} kept changing while its declared definition was merged into it")
 
+    def drop_table(self, table: str) -> bool:
+        """Delete a table (and its partitions' registrations, not their data); False if it did not exist."""
+        try:
+            self._glue.delete_table(DatabaseName=self.database, Name=validate_table_name(table))
+        except ClientError as exc:
+            if _code(exc) == "EntityNotFoundException":
+                return False
+            raise
+        return True
+
     def _table(self, table: str) -> dict[str, Any] | None:
         try:
             resp = self._glue.get_table(DatabaseName=self.database, Name=validate_table_name(table))
