@@ -35,6 +35,16 @@ def add_nag(app: cdk.App, stack: ExportLakeStack) -> None:
         acknowledge(fn, "L1", runtime_reason)
         acknowledge(functions.node.find_child(role), "IAM5[Resource::*]", XRAY_REASON)
 
+    acknowledge(functions.tables, "L1", runtime_reason)
+    acknowledge(
+        functions.node.find_child("TablesRole"),
+        "IAM5[Resource::arn:<AWS::Partition>:glue:<AWS::Region>:<AWS::AccountId>:table/"
+        f"{stack.catalog.database_name}/*]",
+        "glue:DeleteTable only (create/get/update name each declared table): a table whose export type leaves the "
+        "registry is deleted in CloudFormation's cleanup after the update, when the role already lists only the new "
+        "names; limited to the tables of the lake's own Glue database, and called only with retainData=false.",
+    )
+
     copier_role = functions.node.find_child("CopierRole")
     bucket_arn = stack.resolve(stack.lake.bucket.bucket_arn)["Fn::GetAtt"][0]
     for prefix in sorted({p for g in permissions.GRANTS[permissions.COPIER] for p in g.prefixes}):

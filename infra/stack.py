@@ -16,7 +16,7 @@ from exportlake.adapters import permissions
 from infra import bundling
 from infra.config import Config
 from infra.constructs.alerts import Alerts
-from infra.constructs.catalog import Catalog
+from infra.constructs.catalog import Catalog, glue_database_name
 from infra.constructs.functions import Functions
 from infra.constructs.lake import Lake
 from infra.constructs.ledger import Ledger
@@ -41,7 +41,6 @@ class ExportLakeStack(cdk.Stack):
         super().__init__(scope, construct_id, **kwargs)
         self.config = config
         self.lake = Lake(self, "Lake", config=config)
-        self.catalog = Catalog(self, "Catalog", config=config, bucket=self.lake.bucket)
         self.ledger = Ledger(self, "Ledger", config=config)
         self.secret = GatewaySecret(self, "GatewaySecret", config=config)
         self.alerts = Alerts(self, "Alerts", config=config)
@@ -51,7 +50,7 @@ class ExportLakeStack(cdk.Stack):
             "EXPORTLAKE_GATEWAY_URL": config.gateway_url,
             "EXPORTLAKE_SECRET_ID": self.secret.secret_id,
             "EXPORTLAKE_BUCKET": self.lake.bucket.bucket_name,
-            "EXPORTLAKE_GLUE_DATABASE": self.catalog.database_name,
+            "EXPORTLAKE_GLUE_DATABASE": glue_database_name(self.stack_name),
             "EXPORTLAKE_LEDGER_TABLE": self.ledger.table.table_name,
             "EXPORTLAKE_TOPIC_ARN": self.alerts.topic.topic_arn,
             "EXPORTLAKE_QUEUE_URL": self.copy_jobs.queue.queue_url,
@@ -68,8 +67,16 @@ class ExportLakeStack(cdk.Stack):
             environment=environment,
             queue=self.copy_jobs.queue,
         )
+        # The catalog's raw tables are custom resources served by the tables function.
+        self.catalog = Catalog(
+            self, "Catalog", config=config, bucket=self.lake.bucket, table_handler=self.functions.tables
+        )
         self.schedule = Schedule(self, "Schedule", config=config, planner=self.functions.planner)
-        for name, fn in ((permissions.PLANNER, self.functions.planner), (permissions.COPIER, self.functions.copier)):
+        for name, fn in (
+            (permissions.PLANNER, self.functions.planner),
+            (permissions.COPIER, self.functions.copier),
+            (permissions.TABLES, self.functions.tables),
+        ):
             self._grant(name, fn)
         self.alerts.watch(
             planner=self.functions.planner,
@@ -107,6 +114,14 @@ class ExportLakeStack(cdk.Stack):
             permissions.TOPIC_KEY: [self.alerts.key.key_arn],
             permissions.BUCKET: [bucket.bucket_arn],
             permissions.OBJECTS: [bucket.arn_for_objects(f"{prefix}/*") for prefix in grant.prefixes],
+            permissions.DECLARED_TABLES: [
+                self.format_arn(service="glue", resource="catalog"),
+                self.format_arn(service="glue", resource="database", resource_name=database),
+                *(
+                    self.format_arn(service="glue", resource="table", resource_name=f"{database}/{table}")
+                    for table in self.catalog.tables
+                ),
+            ],
             permissions.GLUE: [
                 self.format_arn(service="glue", resource="catalog"),
                 self.format_arn(service="glue", resource="database", resource_name=database),

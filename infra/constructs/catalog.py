@@ -11,9 +11,11 @@ import re
 import aws_cdk as cdk
 from aws_cdk import aws_athena as athena
 from aws_cdk import aws_glue as glue
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from exportlake.adapters.catalog import declared_fingerprint
 from exportlake.domain import queries
 from exportlake.domain.schemas import (
     ATHENA_RESULTS_PREFIX,
@@ -21,14 +23,9 @@ from exportlake.domain.schemas import (
     PARQUET_INPUT,
     PARQUET_OUTPUT,
     PARQUET_SERDE,
-    PARTITION_KEYS,
-    RAW_COLUMN_TYPE,
-    SERDE_PARAMETERS,
-    TABLE_PARAMETERS,
-    TABLE_TYPE,
-    TABLES_PREFIX,
     ResultSemantics,
 )
+from exportlake.domain.tableresource import RESOURCE_TYPE, RemovalPolicy, TableDeclaration
 from infra.config import Config
 
 __all__ = ["PARQUET_INPUT", "PARQUET_OUTPUT", "PARQUET_SERDE", "Catalog", "glue_database_name", "named_queries"]
@@ -52,9 +49,18 @@ def named_queries(database: str, config: Config | None = None) -> dict[str, tupl
 
 
 class Catalog(Construct):
-    """Glue database, tables and views declared from the schema registry; an enforced, encrypted Athena workgroup."""
+    """Glue database, tables (custom resources that merge, see below) and views declared from the schema registry;
+    an enforced, encrypted Athena workgroup."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: Config, bucket: s3.IBucket) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: Config,
+        bucket: s3.IBucket,
+        table_handler: lambda_.IFunction,
+    ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
         self.database_name = glue_database_name(stack.stack_name)
@@ -67,39 +73,41 @@ class Catalog(Construct):
                 description="exportlake: NeoDay Automated Exports, one table per export type",
             ),
         )
-        self.tables: dict[str, glue.CfnTable] = {}
+        # The raw tables are not AWS::Glue::Table resources: CloudFormation would write the declared column list
+        # back on any change of a table's definition and hide the columns the runtime added for new fields. One
+        # custom resource per table (exportlake.domain.tableresource says why per table) creates a missing table
+        # or merges the declaration into it, never dropping a column; its properties carry the fingerprint of the
+        # declared definition, so a registry change (or one of the SerDe, formats, keys the runtime writes) is an
+        # Update of exactly the tables it touches, and a redeploy with no change sends nothing.
+        removal = RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
+        self.tables: dict[str, cdk.CustomResource] = {}
         for export_type in EXPORT_TYPES.values():
             name = export_type.table_name
-            table = glue.CfnTable(
-                self,
-                f"Table-{name}",
-                catalog_id=stack.account,
-                database_name=self.database.ref,  # the Ref is the name: CloudFormation orders them
-                table_input=glue.CfnTable.TableInputProperty(
-                    name=name,
-                    description=export_type.description,
-                    table_type=TABLE_TYPE,
-                    # The same TableInput the runtime's catalog adapter writes (it may add columns to it later).
-                    parameters=dict(TABLE_PARAMETERS),
-                    partition_keys=[glue.CfnTable.ColumnProperty(name=k, type=RAW_COLUMN_TYPE) for k in PARTITION_KEYS],
-                    storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
-                        columns=[
-                            glue.CfnTable.ColumnProperty(name=c, type=RAW_COLUMN_TYPE) for c in export_type.columns
-                        ],
-                        location=f"s3://{bucket.bucket_name}/{TABLES_PREFIX}/{name}/",
-                        input_format=PARQUET_INPUT,
-                        output_format=PARQUET_OUTPUT,
-                        serde_info=glue.CfnTable.SerdeInfoProperty(
-                            serialization_library=PARQUET_SERDE, parameters=dict(SERDE_PARAMETERS)
-                        ),
-                        compressed=True,
-                    ),
-                ),
+            declaration = TableDeclaration(
+                database=self.database_name,
+                table=name,
+                bucket=bucket.bucket_name,
+                columns=export_type.columns,
+                description=export_type.description,
+                fingerprint=declared_fingerprint(name, export_type.columns, export_type.description),
+                removal=removal,
             )
+            table = cdk.CustomResource(
+                self,
+                f"RawTable-{name}",  # not "Table-…": that was the AWS::Glue::Table's id, a type CFN cannot change
+                service_token=table_handler.function_arn,
+                resource_type=RESOURCE_TYPE,
+                properties=declaration.properties(),
+                # Bounds CloudFormation's wait even if the function never answers (it answers FAILED itself on
+                # time): the function's 120 s, its one start, and margin.
+                service_timeout=cdk.Duration.seconds(300),
+            )
+            table.node.add_dependency(self.database)  # `DatabaseName` is a plain name, not a Ref
             self.tables[name] = table
 
         # Glue views in the format Athena's CREATE VIEW writes (see docs/analytics.md for why not a custom
-        # resource): declared, diffed and deleted by CloudFormation like the tables, no deploy-time query.
+        # resource): declared, diffed and deleted by CloudFormation, no deploy-time query. Their columns are the
+        # registry's only, so CloudFormation owning them hides nothing.
         self.views: dict[str, glue.CfnTable] = {}
         for view in queries.views(self.database_name, semantics_of(config)):
             source = view.name.removesuffix("_typed").removesuffix("_latest")
@@ -123,7 +131,8 @@ class Catalog(Construct):
                     ),
                 ),
             )
-            glue_view.add_dependency(self.tables[source])
+            # A view reads its table: created after it, deleted before it (the dependency is not in the properties).
+            glue_view.node.add_dependency(self.tables[source])
             self.views[view.name] = glue_view
 
         self.workgroup = athena.CfnWorkGroup(

@@ -1,4 +1,5 @@
-"""The two Lambda functions: the planner (lists new results, queues copy jobs) and the copier (one job each).
+"""The Lambda functions: the planner (lists new results, queues copy jobs), the copier (one job each) and, at
+deploy time, the raw tables' custom resource handler (``exportlake.handlers.tables``).
 
 Each gets its own role and log group; the stack grants each role exactly what ``exportlake.adapters.permissions``
 lists for it.
@@ -20,14 +21,19 @@ from infra.config import Config
 
 PLANNER_HANDLER = "exportlake.handlers.planner.handler"
 COPIER_HANDLER = "exportlake.handlers.copier.handler"
+TABLES_HANDLER = "exportlake.handlers.tables.handler"
 PLANNER_TIMEOUT = cdk.Duration.seconds(PLANNER_TIMEOUT_SECONDS)
 PLANNER_MEMORY_MB = 512
 COPIER_TIMEOUT = cdk.Duration.seconds(COPIER_TIMEOUT_SECONDS)
+#: A few Glue calls per request, each bounded; the handler's watchdog answers FAILED 20 s before this.
+TABLES_TIMEOUT = cdk.Duration.seconds(120)
+TABLES_MEMORY_MB = 256
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 
 
 class Functions(Construct):
-    """Planner and copier, with the same environment (the settings contract); the copier reads the queue.
+    """Planner and copier, with the same environment (the settings contract); the copier reads the queue. The
+    tables function needs none of the settings: each request's properties name its database, table and bucket.
 
     ``environment`` is the runtime's settings (``exportlake.settings``) without the Powertools variables, which are
     added here.
@@ -68,6 +74,23 @@ class Functions(Construct):
             timeout=COPIER_TIMEOUT,
             memory_mb=config.copier_memory_mb,
         )
+        self.tables = self._function(
+            "Tables",
+            code=code,
+            handler=TABLES_HANDLER,
+            description="exportlake raw Glue tables (CloudFormation custom resource): create, merge columns, delete",
+            timeout=TABLES_TIMEOUT,
+            memory_mb=TABLES_MEMORY_MB,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": SERVICE,
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+                "POWERTOOLS_TRACE_DISABLED": "true",
+            },
+            tracing=False,
+            # CloudFormation invokes it asynchronously: no second run of a request already answered (or to be
+            # answered by the resource's service timeout).
+            retry_attempts=0,
+        )
         # A plain mapping, not SqsEventSource: that one also grants sqs:ChangeMessageVisibility and GetQueueUrl,
         # which the poller does not use; the stack grants the three actions Lambda documents.
         self.copy_jobs_source = lambda_.EventSourceMapping(
@@ -89,6 +112,9 @@ class Functions(Construct):
         description: str,
         timeout: cdk.Duration,
         memory_mb: int,
+        environment: dict[str, str] | None = None,
+        tracing: bool = True,
+        retry_attempts: int | None = None,
     ) -> lambda_.Function:
         log_group = logs.LogGroup(
             self, f"{name}Logs", retention=LOG_RETENTION, removal_policy=self._config.removal_policy
@@ -112,8 +138,9 @@ class Functions(Construct):
             description=description,
             timeout=timeout,
             memory_size=memory_mb,
-            environment=self.environment,
+            environment=self.environment if environment is None else environment,
             role=role,
             log_group=log_group,
-            tracing=lambda_.Tracing.ACTIVE,
+            tracing=lambda_.Tracing.ACTIVE if tracing else lambda_.Tracing.DISABLED,
+            retry_attempts=retry_attempts,
         )

@@ -88,3 +88,40 @@ def test_add_columns_retries_when_the_table_changed_meanwhile(catalog: GlueCatal
     merged = racing.add_columns("win_info", ["campaign_code"])
     assert merged[-2:] == ["other_field", "campaign_code"]
     assert catalog.columns("win_info")[-2:] == ["other_field", "campaign_code"]  # type: ignore[index]
+
+
+def test_provision_again_keeps_the_columns_the_runtime_added(catalog: GlueCatalog) -> None:
+    """Local provision merges like the deployed stack: declared columns first, added ones kept, none dropped."""
+    catalog.add_columns("win_info", ["promo_code"])
+    provision(local_settings(), boto3.client)
+    assert catalog.columns("win_info") == [*EXPORT_TYPES["win_info"].columns, "promo_code"]
+
+
+def test_ensure_table_merges_again_when_a_copier_added_a_column_meanwhile(catalog: GlueCatalog) -> None:
+    from typing import Any
+
+    from botocore.exceptions import ClientError
+
+    glue = boto3.client("glue")
+
+    class RacingGlue:
+        """A copier adds a column between the merge's read and its write, once."""
+
+        def __init__(self) -> None:
+            self.raced = False
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(glue, name)
+
+        def update_table(self, **kwargs: Any) -> Any:
+            if not self.raced:
+                self.raced = True
+                GlueCatalog(glue, catalog.database, "exportlake-local").add_columns("win_info", ["copier_field"])
+                raise ClientError({"Error": {"Code": "ConcurrentModificationException"}}, "UpdateTable")
+            return glue.update_table(**kwargs)
+
+    declared = [*EXPORT_TYPES["win_info"].columns, "campaign_code"]
+    racing = GlueCatalog(RacingGlue(), catalog.database, "exportlake-local")
+    sync = racing.ensure_table("win_info", declared, EXPORT_TYPES["win_info"].description)
+    assert (sync.action, sync.undeclared) == ("updated", ("copier_field",))
+    assert catalog.columns("win_info") == [*declared, "copier_field"]

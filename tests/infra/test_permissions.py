@@ -28,7 +28,7 @@ WRAPPER_CALLS = {"SecretsProvider": {"get": ("get_secret_value",)}}
 NOT_REQUESTS = {"exceptions", "meta", "can_paginate", "close"}
 #: Actions granted before the runtime calls them (the lead's runtime change adds the calls): planner clears a
 #: re-queued result's message off the copy DLQ; copier lists the multipart uploads of killed runs to abort them.
-AHEAD_OF_THE_RUNTIME: dict[str, set[str]] = {permissions.PLANNER: set(), permissions.COPIER: set()}
+AHEAD_OF_THE_RUNTIME: dict[str, set[str]] = {f: set() for f in permissions.FUNCTIONS}
 
 
 @dataclass

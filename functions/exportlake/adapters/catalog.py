@@ -21,8 +21,17 @@ from exportlake.domain.schemas import (
     TABLE_PARAMETERS,
     TABLE_TYPE,
 )
+from exportlake.domain.tablemerge import TableSync, fingerprint, is_current, merge_table, undeclared_columns
 
-__all__ = ["PARQUET_INPUT", "PARQUET_OUTPUT", "PARQUET_SERDE", "GlueCatalog", "storage_descriptor", "table_input"]
+__all__ = [
+    "PARQUET_INPUT",
+    "PARQUET_OUTPUT",
+    "PARQUET_SERDE",
+    "GlueCatalog",
+    "declared_fingerprint",
+    "storage_descriptor",
+    "table_input",
+]
 
 
 def _code(exc: ClientError) -> str:
@@ -53,6 +62,11 @@ def table_input(name: str, columns: Sequence[str], bucket: str, description: str
     }
 
 
+def declared_fingerprint(name: str, columns: Sequence[str], description: str = "") -> str:
+    """The fingerprint of a table's declared ``TableInput`` (location aside): what the stack's resource carries."""
+    return fingerprint(table_input(name, columns, "any-bucket", description))
+
+
 class GlueCatalog:
     """Tables and partitions of one Glue database."""
 
@@ -73,13 +87,8 @@ class GlueCatalog:
 
     def columns(self, table: str) -> list[str] | None:
         """The table's data columns in order, or ``None`` if the table does not exist."""
-        try:
-            resp = self._glue.get_table(DatabaseName=self.database, Name=validate_table_name(table))
-        except ClientError as exc:
-            if _code(exc) == "EntityNotFoundException":
-                return None
-            raise
-        return [c["Name"] for c in resp["Table"]["StorageDescriptor"].get("Columns", [])]
+        found = self._table(table)
+        return None if found is None else [c["Name"] for c in found["StorageDescriptor"].get("Columns", [])]
 
     def tables(self) -> list[str]:
         """Every table name of the database."""
@@ -97,6 +106,62 @@ class GlueCatalog:
         except ClientError as exc:
             if _code(exc) != "AlreadyExistsException":
                 raise
+
+    def ensure_table(self, table: str, columns: Sequence[str], description: str = "") -> TableSync:
+        """Create the table as declared, or merge the declaration into it (``exportlake.domain.tablemerge``).
+
+        The declared columns come first with the declared type, then every column the table holds that is not
+        declared (e.g. added by a copier for a new field), in its order; no column is ever dropped, and nothing is
+        written when the table already says all of it. Optimistic like ``add_columns``: the update names the
+        version it read, so a copier adding a column meanwhile is merged on the next round, never overwritten.
+        """
+        declared = table_input(table, columns, self._bucket, description)
+        for _ in range(5):
+            existing = self._table(table)
+            if existing is None:
+                try:
+                    self._glue.create_table(DatabaseName=self.database, TableInput=declared)
+                except ClientError as exc:
+                    if _code(exc) == "AlreadyExistsException":
+                        continue  # created meanwhile (a copier's first result): merge into it
+                    raise
+                return TableSync("created", tuple(columns))
+            merged = merge_table(declared, existing)
+            names = tuple(c["Name"] for c in merged["StorageDescriptor"]["Columns"])
+            undeclared = undeclared_columns(declared, merged)
+            if is_current(merged, existing):
+                return TableSync("unchanged", names, undeclared)
+            kwargs: dict[str, Any] = {"DatabaseName": self.database, "TableInput": merged}
+            if existing.get("VersionId"):
+                kwargs["VersionId"] = existing["VersionId"]
+            try:
+                self._glue.update_table(**kwargs)
+            except ClientError as exc:
+                if _code(exc) in ("ConcurrentModificationException", "EntityNotFoundException"):
+                    continue  # changed or dropped meanwhile: read it again
+                raise
+            return TableSync("updated", names, undeclared)
+        raise ExportlakeError(f"table {table} kept changing while its declared definition was merged into it")
+
+    def drop_table(self, table: str) -> bool:
+        """Delete a table (and its partitions' registrations, not their data); False if it did not exist."""
+        try:
+            self._glue.delete_table(DatabaseName=self.database, Name=validate_table_name(table))
+        except ClientError as exc:
+            if _code(exc) == "EntityNotFoundException":
+                return False
+            raise
+        return True
+
+    def _table(self, table: str) -> dict[str, Any] | None:
+        try:
+            resp = self._glue.get_table(DatabaseName=self.database, Name=validate_table_name(table))
+        except ClientError as exc:
+            if _code(exc) == "EntityNotFoundException":
+                return None
+            raise
+        found: dict[str, Any] = resp["Table"]
+        return found
 
     def add_columns(self, table: str, new_columns: Sequence[str]) -> list[str]:
         """Append columns to a table (Parquet is read by name, so older partitions read them as NULL).

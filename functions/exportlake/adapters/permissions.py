@@ -15,7 +15,8 @@ from exportlake.domain.schemas import MANIFESTS_PREFIX, RAW_PREFIX, TABLES_PREFI
 
 PLANNER = "planner"
 COPIER = "copier"
-FUNCTIONS = (PLANNER, COPIER)
+TABLES = "tables"  # the deploy-time custom resource of the raw Glue tables (invoked by CloudFormation)
+FUNCTIONS = (PLANNER, COPIER, TABLES)
 
 # The resources a grant names; the stack maps each to its ARN(s).
 SECRET = "secret"  # noqa: S105 - the name of a resource kind (the gateway credentials), not a value
@@ -28,6 +29,7 @@ TOPIC_KEY = "topic_key"  # the topic's KMS key
 BUCKET = "bucket"  # the lake bucket itself (bucket-level actions)
 OBJECTS = "objects"  # objects of the lake bucket under ``Grant.prefixes``
 GLUE = "glue"  # the catalog, the lake's database and its tables
+DECLARED_TABLES = "declared_tables"  # the catalog, the lake's database and the tables the stack declares
 LOG_GROUP = "log_group"  # the function's own log group
 ANY = "*"  # actions that support no resource-level permissions
 
@@ -83,6 +85,14 @@ GRANTS: dict[str, tuple[Grant, ...]] = {
             ("glue:BatchCreatePartition", "glue:CreateTable", "glue:GetTable", "glue:UpdateTable"),
         ),
     ),
+    TABLES: (
+        # Create a declared table or merge its declaration into it: the declared tables only, by name.
+        Grant("DeclaredTables", DECLARED_TABLES, ("glue:CreateTable", "glue:GetTable", "glue:UpdateTable")),
+        # A table leaving the stack (its export type removed or renamed) is deleted in the cleanup after the update,
+        # when this role already holds the new list of names: so any table of the lake's database. Called only
+        # with retainData=false (removal policy destroy).
+        Grant("TablesLeavingTheStack", GLUE, ("glue:DeleteTable",)),
+    ),
 }
 
 _LOGS = Grant("OwnLogGroup", LOG_GROUP, ("logs:CreateLogStream", "logs:PutLogEvents"))
@@ -98,6 +108,8 @@ LAMBDA_GRANTS: dict[str, tuple[Grant, ...]] = {
         # The event source mapping polls for the function (Lambda documents exactly these three).
         Grant("CopyJobsConsume", COPY_QUEUE, ("sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage")),
     ),
+    # Not traced (a few Glue calls at deploy time): no X-Ray.
+    TABLES: (_LOGS,),
 }
 
 ALL_METHODS = ("*",)
@@ -153,6 +165,7 @@ USES: dict[str, dict[str, tuple[str, ...]]] = {
             "abort_uploads",
         ),
     },
+    TABLES: {"exportlake.adapters.catalog.GlueCatalog": ("ensure_table", "drop_table")},
 }
 
 #: Adapter methods only the CLI and the local mode call (they run with the user's credentials, not a role).

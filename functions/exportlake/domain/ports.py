@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from exportlake.domain.location import ResultLocation
 from exportlake.domain.manifest import ManifestPart
 from exportlake.domain.models import CopyJob, Export, ResultRef, ResultState
+from exportlake.domain.tablemerge import TableSync
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,14 @@ class Catalog(Protocol):
     def partition_exists(self, table: str, values: Sequence[str]) -> bool: ...
 
     def register_partition(self, table: str, values: Sequence[str], location: str, columns: Sequence[str]) -> bool: ...
+
+
+class TableCatalog(Protocol):
+    """The Glue tables of one database as the deploy-time resource sees them: ensured (merged), or dropped."""
+
+    def ensure_table(self, table: str, columns: Sequence[str], description: str = "") -> TableSync: ...
+
+    def drop_table(self, table: str) -> bool: ...
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ class Provisioned:
 
 
 def provision(settings: Settings, clients: Any) -> Provisioned:
-    """Create bucket, ledger, queue (+DLQ), topic and Glue database with its tables; idempotent.
+    """Create bucket, ledger, queue (+DLQ), topic and Glue database with its tables (merged); idempotent.
 
     ``clients`` is a callable ``service -> boto3 client``. The queue and the topic are named after the configured
     URL and ARN, so the created resources have exactly those.
@@ -115,8 +115,8 @@ def provision(settings: Settings, clients: Any) -> Provisioned:
             log.warning("configured %s %s differs from the created %s", what, want, got)
     catalog = GlueCatalog(glue, settings.glue_database, settings.bucket)
     catalog.ensure_database()
-    for export_type in EXPORT_TYPES.values():
-        catalog.create_table(export_type.table_name, export_type.columns, export_type.description)
+    for export_type in EXPORT_TYPES.values():  # the deployed stack's merge: added columns survive a re-provision
+        catalog.ensure_table(export_type.table_name, export_type.columns, export_type.description)
     return Provisioned(queue_url, dlq_url, topic_arn)
 
 
