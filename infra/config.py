@@ -37,6 +37,8 @@ DEFAULTS: dict[str, Any] = {
     "copierMemoryMb": 1769,
     "bytesScannedCutoffMb": 10240,
     # Runtime settings (EXPORTLAKE_GATEWAY_MAX_RPS, EXPORTLAKE_EXPIRY_WARNING_HOURS); defaults from the runtime.
+    # One deploy only, when upgrading a stack whose raw tables were AWS::Glue::Table resources (docs/analytics.md).
+    "upgradeFromGlueTables": False,
     "gatewayMaxRequestsPerSecond": GATEWAY_MAX_REQUESTS_PER_SECOND,
     "expiryWarningHours": DEFAULT_EXPIRY_WARNING_HOURS,
     # Export type → "snapshot" | "delta"; types not named keep the registry's default (see docs/analytics.md).
@@ -82,6 +84,9 @@ class Config:
     result_semantics: tuple[tuple[str, str], ...] = ()
     gateway_max_rps: float = GATEWAY_MAX_REQUESTS_PER_SECOND
     expiry_warning_hours: int = DEFAULT_EXPIRY_WARNING_HOURS
+    #: Keep the raw tables as the AWS::Glue::Table resources an earlier version declared, marked Retain, for one
+    #: deploy: the next deploy (without it) then hands them to the merging custom resources instead of deleting them.
+    upgrade_from_glue_tables: bool = False
 
     @property
     def removal_policy(self) -> cdk.RemovalPolicy:
@@ -287,6 +292,7 @@ class _Reader:
             gateway_max_rps=self.number("gatewayMaxRequestsPerSecond", 0, MAX_GATEWAY_RPS),
             # The same bounds as the runtime's EXPORTLAKE_EXPIRY_WARNING_HOURS.
             expiry_warning_hours=self.integer("expiryWarningHours", 1, 24 * 30),
+            upgrade_from_glue_tables=self.boolean("upgradeFromGlueTables"),
         )
         if self.problems:
             raise ConfigError(

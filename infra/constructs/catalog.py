@@ -23,6 +23,12 @@ from exportlake.domain.schemas import (
     PARQUET_INPUT,
     PARQUET_OUTPUT,
     PARQUET_SERDE,
+    PARTITION_KEYS,
+    RAW_COLUMN_TYPE,
+    SERDE_PARAMETERS,
+    TABLE_PARAMETERS,
+    TABLE_TYPE,
+    TABLES_PREFIX,
     ResultSemantics,
 )
 from exportlake.domain.tableresource import RESOURCE_TYPE, RemovalPolicy, TableDeclaration
@@ -73,6 +79,8 @@ class Catalog(Construct):
                 description="exportlake: NeoDay Automated Exports, one table per export type",
             ),
         )
+        # The database goes with the stack even with retainData: a new deployment makes a new bucket and ledger
+        # (generated names) and needs a new database of the same, stack-derived name; a kept one would block it.
         # The raw tables are not AWS::Glue::Table resources: CloudFormation would write the declared column list
         # back on any change of a table's definition and hide the columns the runtime added for new fields. One
         # custom resource per table (exportlake.domain.tableresource says why per table) creates a missing table
@@ -80,9 +88,12 @@ class Catalog(Construct):
         # declared definition, so a registry change (or one of the SerDe, formats, keys the runtime writes) is an
         # Update of exactly the tables it touches, and a redeploy with no change sends nothing.
         removal = RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
-        self.tables: dict[str, cdk.CustomResource] = {}
+        self.tables: dict[str, Construct] = {}
         for export_type in EXPORT_TYPES.values():
             name = export_type.table_name
+            if config.upgrade_from_glue_tables:
+                self.tables[name] = self._legacy_table(name, bucket)
+                continue
             declaration = TableDeclaration(
                 database=self.database_name,
                 table=name,
@@ -170,3 +181,35 @@ class Catalog(Construct):
             query.node.add_dependency(self.database)  # `database` is a plain name, not a Ref
             for glue_view in self.views.values():
                 query.node.add_dependency(glue_view)
+
+    def _legacy_table(self, name: str, bucket: s3.IBucket) -> glue.CfnTable:
+        """The raw table exactly as versions before the merging resource declared it (same id, same properties, so
+        CloudFormation changes nothing but its deletion policy): Retain, so that the next deploy, which drops it
+        from the template, leaves the table and its partitions to the custom resource that adopts them."""
+        stack = cdk.Stack.of(self)
+        export_type = EXPORT_TYPES[name]
+        table = glue.CfnTable(
+            self,
+            f"Table-{name}",
+            catalog_id=stack.account,
+            database_name=self.database.ref,
+            table_input=glue.CfnTable.TableInputProperty(
+                name=name,
+                description=export_type.description,
+                table_type=TABLE_TYPE,
+                parameters=dict(TABLE_PARAMETERS),
+                partition_keys=[glue.CfnTable.ColumnProperty(name=k, type=RAW_COLUMN_TYPE) for k in PARTITION_KEYS],
+                storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
+                    columns=[glue.CfnTable.ColumnProperty(name=c, type=RAW_COLUMN_TYPE) for c in export_type.columns],
+                    location=f"s3://{bucket.bucket_name}/{TABLES_PREFIX}/{name}/",
+                    input_format=PARQUET_INPUT,
+                    output_format=PARQUET_OUTPUT,
+                    serde_info=glue.CfnTable.SerdeInfoProperty(
+                        serialization_library=PARQUET_SERDE, parameters=dict(SERDE_PARAMETERS)
+                    ),
+                    compressed=True,
+                ),
+            ),
+        )
+        table.apply_removal_policy(cdk.RemovalPolicy.RETAIN)
+        return table

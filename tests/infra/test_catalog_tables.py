@@ -105,3 +105,35 @@ def test_the_tables_role_holds_only_the_glue_calls_it_makes_scoped_to_the_lake(r
         if c["Properties"]["FunctionName"] == {"Ref": function(resources, TABLES_HANDLER)[0]}
     ]
     assert invoke == [{"FunctionName": invoke[0]["FunctionName"], "MaximumRetryAttempts": 0, "Qualifier": "$LATEST"}]
+
+
+def test_the_upgrade_deploy_keeps_the_old_tables_exactly_and_retains_them(tmp_path_factory: Any) -> None:
+    """``upgradeFromGlueTables``: the raw tables as the previous version declared them (same ids and properties,
+    recorded in ``legacy_raw_tables.json`` from that version's synth), only marked Retain; the next, normal
+    deploy drops these ids from the template, so CloudFormation leaves the tables to the merging resources."""
+    from pathlib import Path
+
+    from .conftest import synthesize
+
+    legacy = json.loads((Path(__file__).parent / "legacy_raw_tables.json").read_text())
+    upgrade = synthesize(tmp_path_factory.mktemp("cdk-upgrade"), upgradeFromGlueTables=True)
+    assert upgrade.error is None, upgrade.error  # cdk-nag clean
+    resources = upgrade.raw["Resources"]
+    assert not of_type(resources, RESOURCE_TYPE)
+    for logical_id, old in legacy.items():
+        now = resources[logical_id]
+        assert now["Type"] == old["Type"] and now["Properties"] == old["Properties"], logical_id
+        assert (now["DeletionPolicy"], now["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    views = [
+        r
+        for r in of_type(resources, "AWS::Glue::Table").values()
+        if "ViewOriginalText" in r["Properties"]["TableInput"]
+    ]
+    assert views and all(set(v["DependsOn"]) & set(legacy) for v in views)
+
+
+def test_the_normal_deploy_no_longer_holds_the_old_table_ids(resources: Resources) -> None:
+    from pathlib import Path
+
+    legacy = json.loads((Path(__file__).parent / "legacy_raw_tables.json").read_text())
+    assert len(legacy) == len(EXPORT_TYPES) and not set(legacy) & set(resources)
