@@ -284,9 +284,19 @@ def test_the_make_targets_the_readme_names_call_the_pinned_cdk_with_flags_it_has
 
 
 def published_event_types() -> set[str]:
-    return set(re.findall(r'"((?:result|schema)\.[a-z]+)"', _source()))
+    """Every event type the code publishes (``domain.notices``), each one used by the code that sends it."""
+    from exportlake.domain import notices
+
+    types = {v for k, v in vars(notices).items() if k.isupper() and isinstance(v, str) and "." in v}
+    source = "\n".join(
+        p.read_text() for p in (ROOT / "functions" / "exportlake").rglob("*.py") if "local" not in p.parts
+    )
+    names = {k for k, v in vars(notices).items() if k.isupper() and isinstance(v, str) and v in types}
+    assert all(source.count(name) >= 2 for name in names), names  # defined, and sent somewhere
+    return types
 
 
-def _source() -> str:
-    package = ROOT / "functions" / "exportlake"
-    return "\n".join(p.read_text() for p in package.rglob("*.py") if "local" not in p.parts)
+def test_the_notification_table_names_every_event_type_published() -> None:
+    section = README.split("### Notifications", 1)[1].split("\n### ", 1)[0]
+    listed = set(re.findall(r"^\| `([a-z]+\.[a-z]+)` \|", section, re.M))
+    assert listed == published_event_types()
