@@ -36,7 +36,7 @@ lint: setup  ## ruff (lint + format check)
 typecheck: setup  ## mypy on functions/ and infra/
 	$(VENV)/bin/mypy
 
-test: setup lint typecheck  ## lint, type-check and run every test (offline: moto + simulator on loopback)
+test: setup lint typecheck node_modules/.installed  ## lint, type-check and run every test (offline: moto + simulator on loopback)
 	$(PY) -m pytest -n 4 --dist worksteal -q
 	$(MAKE) --no-print-directory cdk-check
 

@@ -3,9 +3,11 @@ them, and with them the cached bearer token)."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import os
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -27,6 +29,10 @@ from exportlake.settings import Settings, is_loopback
 
 if TYPE_CHECKING:
     from exportlake.domain.copying import CopyService
+    from exportlake.domain.models import CopyJob
+
+#: Told ``(job, rows, bytes, length)`` while a result streams: set by the CLI's progress display, never in Lambda.
+_copy_progress: Callable[[CopyJob, int, int, int | None], None] | None = None
 
 _BOTO_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 5},
@@ -155,7 +161,19 @@ def build_copy_service(metrics: Metrics) -> CopyService:
     lease = _lease_seconds(os.environ.get("EXPORTLAKE_LEASE_SECONDS", ""), LEASE_SECONDS)
     store = lake_store()
     converter = StreamConverter(store, raw_archive=raw_archive_enabled(os.environ.get("EXPORTLAKE_RAW_ARCHIVE", "")))
-    return CopyService(gateway(), ledger(), catalog(), store, converter, notifier(), metrics, lease_seconds=lease)
+    services = (gateway(), ledger(), catalog(), store, converter, notifier(), metrics)
+    return CopyService(*services, lease_seconds=lease, progress=_copy_progress)
+
+
+@contextlib.contextmanager
+def copy_progress(told: Callable[[CopyJob, int, int, int | None], None] | None) -> Iterator[None]:
+    """Copy services built inside tell ``told`` how each result's stream advances (None: nobody is told)."""
+    global _copy_progress  # noqa: PLW0603 - the composition root's one optional hook
+    before, _copy_progress = _copy_progress, told
+    try:
+        yield
+    finally:
+        _copy_progress = before
 
 
 def raw_archive_enabled(value: str) -> bool:

@@ -110,7 +110,10 @@ def cmd_sync(args: argparse.Namespace) -> int:
     as_json = bool(getattr(args, "json", False))
     ledger = bootstrap.ledger()
     live = sys.stdout.isatty() and not as_json and not dry_run
-    with progress.SyncProgress(live, ledger.get) as bar:
+    with (
+        progress.SyncProgress(live, ledger.get) as bar,
+        bootstrap.copy_progress(bar.copying if live else None),
+    ):
         report = sync(
             retry_failed=args.retry_failed,
             only_exports=exports,

@@ -79,8 +79,12 @@ def test_download_streams_the_document_without_authorization(sim: GatewaySimulat
     with gw.open_download(url) as chunks:
         body = b"".join(chunks)
     assert body == sim.document_bytes(rid)
+    assert getattr(chunks, "length", None) == len(body)  # the declared size, for a progress display's ETA
     [download] = [r for r in sim.requests if r.port == "download"]
     assert download.header("Authorization") is None
+    sim.content_length_max_records = 0  # served chunked: no size is known
+    with gw.open_download(gw.download_url(rid)) as chunks:
+        assert b"".join(chunks) == body and getattr(chunks, "length", 0) is None
 
 
 def test_expired_url_is_reported_as_expired(sim: GatewaySimulator) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -146,6 +147,9 @@ def test_doctor_pinpoints_each_broken_link_in_turn(ops: Stack) -> None:
     assert text.stdout.splitlines()[-1].startswith("FAIL secret") and "REPLACE_ME" in text.stdout
 
 
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
 def run_in_pty(ops: Stack, *args: str) -> tuple[int, str]:
     """Run ``exportlake ARGS`` with its stdout on a pseudo-terminal; (exit code, everything it printed)."""
     master, slave = pty.openpty()
@@ -190,7 +194,9 @@ def test_backfill_progress_summary_retry_expiring_status_and_verify(ops: Stack) 
     # an older one, added here, is not.
     since = max(datetime.fromisoformat(r["created_at"]) for r in ops.sim.results("win-info"))
     older = ops.sim.add_result("win-info", n_records=3, created_at=since - timedelta(days=3))
-    soon_win = ops.sim.add_result("win-info", n_records=7, created_at=now, expires_at=now + timedelta(hours=5))
+    # A long result (10,000 records, ~1.5 MB, served at 1 MB/s): the display shows its own rows and bytes.
+    soon_win = ops.sim.add_result("win-info", n_records=10_000, created_at=now, expires_at=now + timedelta(hours=5))
+    ops.sim.faults.inject("throttled", target="download", path_prefix=f"/automated-exports/win-info/{soon_win}")
     soon_coupon = ops.sim.add_result("all-coupons", n_records=4, created_at=now, expires_at=now + timedelta(hours=3))
     selected = {r["id"] for r in ops.sim.results("win-info") if datetime.fromisoformat(r["created_at"]) >= since}
     assert soon_win in selected and older not in selected and len(selected) == 2
@@ -205,6 +211,15 @@ def test_backfill_progress_summary_retry_expiring_status_and_verify(ops: Stack) 
     code, screen = run_in_pty(ops, "sync", "--export", "win-info", "--since", since.isoformat())
     assert code == 0, screen
     assert "results ·" in screen and "rows" in screen and "ETA" in screen
+    # ... and, while the long result streams, its rows so far, bytes of its declared size, bytes/s and an ETA.
+    text = ANSI.sub("", screen)
+    moving = re.findall(
+        rf"win-info {soon_win} .*?([\d,]+) rows · ([\d.]+)/([\d.]+) MB · [\d.]+ [kM]B/s · ETA \d:\d\d:\d\d", text
+    )
+    assert moving, text[-3000:]
+    rows_shown = {int(r.replace(",", "")) for r, _, _ in moving}
+    assert any(0 < n < 10_000 for n in rows_shown), rows_shown  # seen mid-way, not only at the end
+    assert {total for _, _, total in moving} == {f"{len(ops.sim.document_bytes(soon_win)) / 1e6:.1f}"}
     assert ledger_states(ops) == {("win-info", rid): "copied" for rid in selected}
 
     # Every other result fails (refused host): the summary names them and says how to retry; no progress in a pipe.
@@ -222,11 +237,15 @@ def test_backfill_progress_summary_retry_expiring_status_and_verify(ops: Stack) 
     assert datetime.fromisoformat(waiting["next_expiry"]) == datetime.fromisoformat(
         next(r["expires_at"] for r in ops.sim.results("all-coupons") if r["id"] == soon_coupon)
     )
-    # The cause fixed, a plain sync plans nothing new but does not pretend all is well.
+    # The cause fixed, a plain sync copies only what is new (a long result: in a pipe, no progress display) and
+    # does not pretend all is well.
+    late = ops.sim.add_result("win-info", n_records=5_000)
+    ops.sim.faults.inject("throttled", target="download", path_prefix=f"/automated-exports/win-info/{late}")
     plain = ops.run("sync")
     assert plain.returncode == 1
-    assert "0 new results" in plain.stdout and f"still failed from earlier runs: {len(failed_lines)}" in plain.stdout
-    assert "--retry-failed" in plain.stdout
+    assert "1 new results" in plain.stdout and f"still failed from earlier runs: {len(failed_lines)}" in plain.stdout
+    assert "--retry-failed" in plain.stdout and ledger_states(ops)[("win-info", late)] == "copied"
+    assert not re.search(r"rows ·|MB/s|ETA|\x1b\[", plain.stdout + plain.stderr), plain.stdout + plain.stderr
     retried = ops.run("sync", "--retry-failed", "--json")
     assert retried.returncode == 0, retried.stdout
     report = json.loads(retried.stdout)
@@ -249,7 +268,7 @@ def test_backfill_progress_summary_retry_expiring_status_and_verify(ops: Stack) 
     rows = {r["export"]: r for r in json.loads(status.stdout)}
     win = rows["win-info"]
     assert win["rows_copied"] == sum(len(ops.sim.records(r["id"])) for r in ops.sim.results("win-info"))
-    assert win["states"] == {"queued": 0, "copying": 0, "copied": 3, "failed": 0, "expired": 0}
+    assert win["states"] == {"queued": 0, "copying": 0, "copied": 4, "failed": 0, "expired": 0}
     assert datetime.fromisoformat(win["newest_on_gateway"]) == datetime.fromisoformat(win["newest_copied"])
     assert win["lag_seconds"] == 0 and win["up_to_date"] is True and win["next_expiry"] is None
     assert all(" " not in key for r in rows.values() for key in r)
@@ -257,7 +276,7 @@ def test_backfill_progress_summary_retry_expiring_status_and_verify(ops: Stack) 
     # verify: every landed result agrees; a damaged Parquet part is drift, named, exit 1.
     verify = ops.run("verify", "--export", "win-info")
     assert verify.returncode == 0, verify.stdout + verify.stderr
-    assert len([line for line in verify.stdout.splitlines() if line.startswith("ok ")]) == 3
+    assert len([line for line in verify.stdout.splitlines() if line.startswith("ok ")]) == 4
     s3: Any = ops.client("s3")
     manifest = json.loads(
         s3.get_object(Bucket=ops.env["EXPORTLAKE_BUCKET"], Key=f"manifests/win-info/{soon_win}.json")["Body"].read()

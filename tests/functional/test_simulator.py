@@ -319,6 +319,20 @@ def test_slow_fault(sim: GatewaySimulator, http: requests.Session) -> None:
         requests.get(sim.url + EXPORTS, headers={"Authorization": f"Bearer {token}"}, timeout=0.2)
 
 
+def test_throttled_fault_sends_the_whole_body_slowly(sim: GatewaySimulator, http: requests.Session) -> None:
+    token = get_token(sim, http)
+    rid = newest(sim)
+    doc = sim.document_bytes(rid)
+    sim.faults.inject("throttled", bytes_per_second=len(doc) / 0.3)
+    started = time.monotonic()
+    assert http.get(download_url(sim, http, token, rid), timeout=5).content == doc
+    slow = time.monotonic() - started
+    assert slow >= 0.3 * 0.9
+    started = time.monotonic()  # once: the next download is at full speed
+    assert http.get(download_url(sim, http, token, rid), timeout=5).content == doc
+    assert time.monotonic() - started < slow - 0.2
+
+
 def test_truncated_fault(sim: GatewaySimulator, http: requests.Session) -> None:
     token = get_token(sim, http)
     rid = newest(sim)

@@ -374,3 +374,31 @@ def test_the_raw_archive_switch_reads_on_and_off() -> None:
     assert raw_archive_enabled("") and raw_archive_enabled("on") and not raw_archive_enabled("OFF")
     with pytest.raises(ConfigError):
         raw_archive_enabled("maybe")
+
+
+def test_progress_is_told_rows_and_bytes_as_the_result_streams() -> None:
+    world = World()
+    told: list[tuple[str, int, int, int | None]] = []
+    world.service(progress=lambda job, rows, done, length: told.append((job.result_id, rows, done, length))).copy(JOB)
+    world.assert_exact()
+    size = len(document())
+    assert told[0] == (RID, 0, 0, None)  # at the start of the download (the fake declares no length)
+    assert len(told) > 3 and all(t[0] == RID for t in told)  # per decoded batch: several for ~100 kB
+    assert [t[1] for t in told] == sorted(t[1] for t in told) and told[-1][1:3] == (ROWS, size)
+    assert [t[2] for t in told] == sorted(t[2] for t in told)
+
+
+def test_without_progress_the_converter_is_asked_for_none() -> None:
+    world = World()
+    service = world.service()
+    asked: list[Any] = []
+    converter = service._converter  # type: ignore[attr-defined]
+    real = converter.convert
+
+    def convert(chunks: Any, **kw: Any) -> Any:
+        asked.append(kw["progress"])
+        return real(chunks, **kw)
+
+    converter.convert = convert
+    service.copy(JOB)
+    assert asked == [None]

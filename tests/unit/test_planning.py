@@ -12,7 +12,7 @@ from exportlake.domain.errors import AuthError, ValidationError
 from exportlake.domain.models import CopyJob, Export, ResultRef, ResultState
 from exportlake.domain.planning import Planner, plan_export
 from exportlake.domain.ports import LedgerEntry, NullMetrics
-from tests.fakes import FakeGateway, FakeNotifier, FakeQueue, InMemoryLedger
+from tests.fakes import FakeGateway, FakeMetrics, FakeNotifier, FakeQueue, InMemoryLedger
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -289,3 +289,18 @@ def test_a_backfill_plans_only_the_named_exports_since_a_date() -> None:
     )
     planner.run(NOW, only_exports=frozenset({"win-info"}), since=NOW - timedelta(days=5))
     assert [j.result_id for j in queue.sent] == ["new"]
+
+
+def test_expiring_results_are_announced_once_and_counted() -> None:
+    soon = ResultRef(NOW - timedelta(days=1), "win-info", "soon", NOW + timedelta(hours=5))
+    later = ref("later", 1, expires_in_days=2)
+    planner, _, _, _, notifier = make([Export("1", "win-info", soon)], {"win-info": [soon, later]})
+    metrics = FakeMetrics()
+    planner._metrics = metrics  # type: ignore[attr-defined]
+    planner.run(NOW)
+    planner.run(NOW)  # still not copied (queued): no second notice
+    assert [n["result_id"] for n in notifier.of("result.expiring")] == ["soon"]
+    assert [v for n, v in metrics.figures if n == "ResultsExpiring"] == [1, 0]
+    planner.expiring_within = timedelta(hours=72)  # a wider window (EXPORTLAKE_EXPIRY_WARNING_HOURS) takes "later"
+    planner.run(NOW)
+    assert [n["result_id"] for n in notifier.of("result.expiring")] == ["soon", "later"]

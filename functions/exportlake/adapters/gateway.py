@@ -7,7 +7,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -420,7 +420,7 @@ class HttpGateway:
         """Stream the document at ``url``: no Authorization header, no redirect off the allowlist."""
         resp = self._open(url)
         try:
-            yield self._chunks(resp)
+            yield _Body(self._chunks(resp), resp.headers)
         finally:
             resp.close()
 
@@ -456,3 +456,18 @@ class HttpGateway:
         except requests.RequestException as exc:
             # A body cut short (urllib3 enforces Content-Length) is a network fault, not a bad document.
             raise TransientError(f"download interrupted: {type(exc).__name__}") from None
+
+
+class _Body:
+    """A download's chunks, with ``length``: the size the server declared (None if chunked or content-encoded)."""
+
+    def __init__(self, chunks: Iterator[bytes], headers: Mapping[str, str]) -> None:
+        self._chunks = chunks
+        declared = headers.get("Content-Length", "")
+        self.length = int(declared) if declared.isdigit() and not headers.get("Content-Encoding") else None
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self._chunks)

@@ -18,7 +18,7 @@ from exportlake.adapters.rawarchive import gzip_writer, tee
 from exportlake.domain.location import ResultLocation
 from exportlake.domain.manifest import ManifestPart
 from exportlake.domain.naming import validate_table_name
-from exportlake.domain.ports import Conversion, LakeStore, Sink
+from exportlake.domain.ports import Conversion, LakeStore, Progress, Sink
 
 ROW_GROUP_ROWS = 65_536
 PARQUET_TYPE = "application/vnd.apache.parquet"
@@ -80,6 +80,13 @@ class _Checked:
         return int(getattr(self._sink, "size", 0) or 0)
 
 
+def _told(batches: Iterator[Any], stream: RecordStream, progress: Progress) -> Iterator[Any]:
+    """Pass batches on, telling ``progress`` the rows and bytes read so far after each."""
+    for batch in batches:
+        progress(stream.records, stream.bytes_read)
+        yield batch
+
+
 def _watch(chunks: Iterator[bytes], raw: _Checked) -> Iterator[bytes]:
     """Pass chunks on, stopping at the first error the raw archive's writer thread hit."""
     for chunk in chunks:
@@ -110,6 +117,7 @@ class StreamConverter:
         raw_key: str,
         place: Callable[[str], ResultLocation],
         check: Callable[[], None],
+        progress: Progress | None = None,
     ) -> Conversion:
         """Stream ``chunks`` into the store; on any failure abort what is open and delete what was completed.
 
@@ -141,7 +149,8 @@ class StreamConverter:
                 sinks.append((key, sink))
                 return cast(BinaryIO, sink)
 
-            infos = write_parquet(stream.batches(), open_part, background=False, row_group_rows=self._row_group_rows)
+            batches = stream.batches() if progress is None else _told(stream.batches(), stream, progress)
+            infos = write_parquet(batches, open_part, background=False, row_group_rows=self._row_group_rows)
             if raw_sink is not None:
                 gz.close()
                 raw_sink.raise_held()

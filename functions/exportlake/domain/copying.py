@@ -68,6 +68,7 @@ class CopyService:
         lease_seconds: float = LEASE_SECONDS,
         clock: Callable[[], datetime] = now_utc,
         heartbeat: bool = True,
+        progress: Callable[[CopyJob, int, int, int | None], None] | None = None,
     ):
         self._gateway = gateway
         self._ledger = ledger
@@ -79,6 +80,8 @@ class CopyService:
         self._lease_seconds = lease_seconds
         self._clock = clock
         self._heartbeat = heartbeat
+        #: ``progress(job, rows, bytes, length)`` while a result streams (``length``: declared size, or None).
+        self._progress = progress
 
     # -- entry points -----------------------------------------------------------------------------------------
     def copy(self, job: CopyJob) -> CopyOutcome | None:
@@ -172,11 +175,20 @@ class CopyService:
         return self._finish(job, conversion, lease)
 
     def _convert(self, job: CopyJob, chunks: Iterator[bytes], lease: Lease) -> Conversion:
+        told, progress = self._progress, None
+        if told is not None:  # the download has started: 0 rows, 0 bytes, of its declared length
+            length = getattr(chunks, "length", None)
+            told(job, 0, 0, length)
+
+            def progress(rows: int, done: int) -> None:
+                told(job, rows, done, length)
+
         return self._converter.convert(
             chunks,
             raw_key=raw_key(job.export_name, job.result_id),
             place=lambda table: ResultLocation.of(table, job.export_name, job.created_at, job.result_id),
             check=lease.check,
+            progress=progress,
         )
 
     def _finish(self, job: CopyJob, conv: Conversion, lease: Lease) -> CopyOutcome:

@@ -69,7 +69,9 @@ class Gateway(Protocol):
 
     def download_url(self, result_id: str) -> str: ...
 
-    def open_download(self, url: str) -> AbstractContextManager[Iterator[bytes]]: ...
+    def open_download(self, url: str) -> AbstractContextManager[Iterator[bytes]]:
+        """The document's chunks; the iterator may carry ``length``, the byte count the server declared (or None)."""
+        ...
 
 
 class Ledger(Protocol):
@@ -206,11 +208,16 @@ class Conversion:
     raw_gzip_bytes: int
 
 
+#: ``progress(rows, bytes)``: records decoded and document bytes read so far, told as the conversion goes.
+Progress = Callable[[int, int], None]
+
+
 class Converter(Protocol):
     """Streams one downloaded document into the lake: raw gzip original plus Parquet parts (not yet visible).
 
     ``place(table)`` gives the location once the document's key is known; ``check()`` is called before each
     object is completed and raises to stop (a lost lease). On failure nothing it completed is left behind.
+    ``progress``, when given, is called after each decoded batch (a few times per MB; never without it).
     """
 
     def convert(
@@ -220,6 +227,7 @@ class Converter(Protocol):
         raw_key: str,
         place: Callable[[str], ResultLocation],
         check: Callable[[], None],
+        progress: Progress | None = None,
     ) -> Conversion: ...
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from exportlake.domain.ports import LedgerEntry
@@ -16,7 +17,11 @@ from exportlake.domain.ports import LedgerEntry
 
 @dataclass
 class SyncProgress:
-    """Results and rows copied so far, for a rich progress bar (results, rows, bytes/s, ETA)."""
+    """The sync on a terminal: results and rows copied so far (results, rows, bytes/s, ETA), and under it the result
+    being copied — rows so far, bytes downloaded of its declared size, bytes/s, ETA — so one huge result moves too.
+
+    Disabled (not a terminal), it renders nothing and asks for no per-result reports (``copying`` is never wired).
+    """
 
     enabled: bool
     read_entry: Callable[[str, str], LedgerEntry | None]
@@ -24,14 +29,23 @@ class SyncProgress:
     results: int = 0
     rows: int = 0
     bytes: int = 0
+    _live: Any = None
     _progress: Any = None
     _task: Any = None
+    _current: Any = None  # the result's own Progress
+    _current_task: Any = None
+    _current_key: tuple[str, str] | None = None
+    _current_rows: int = 0
+    _current_bytes: int = 0
     _seen: set[tuple[str, str]] = field(default_factory=set)
 
     def __enter__(self) -> SyncProgress:
         if self.enabled:
+            from rich.console import Group
+            from rich.live import Live
             from rich.progress import (
                 BarColumn,
+                DownloadColumn,
                 MofNCompleteColumn,
                 Progress,
                 SpinnerColumn,
@@ -49,21 +63,52 @@ class SyncProgress:
                 TimeElapsedColumn(),
                 TextColumn("ETA"),
                 TimeRemainingColumn(),
-                transient=False,
             )
-            self._progress.__enter__()
             self._task = self._progress.add_task("sync", total=None, what="planning", rows=0, rate="-")
+            self._current = Progress(
+                TextColumn("  {task.description}"),
+                BarColumn(),
+                TextColumn("{task.fields[rows]:,} rows ·"),
+                DownloadColumn(),
+                TextColumn("· {task.fields[speed]} · ETA {task.fields[eta]}"),
+            )
+            self._live = Live(Group(self._progress, self._current), refresh_per_second=10, transient=False)
+            self._live.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.__exit__(None, None, None)
+        if self._live is not None:
+            self._end_current()
+            self._live.__exit__(None, None, None)
 
     def planned(self, planned: dict[str, Any]) -> None:
         """The planner ran: the total is the results it queued."""
         self.total = int(planned.get("enqueued", 0) or 0)
         if self._progress is not None:
             self._progress.update(self._task, total=max(self.total, 1), what="copying")
+
+    def copying(self, job: Any, rows: int, done: int, length: int | None) -> None:
+        """The result ``job`` streams: ``rows`` decoded and ``done`` bytes read so far, of ``length`` if declared."""
+        if self._current is None:
+            return
+        key = (job.export_name, job.result_id)
+        if key != self._current_key:
+            self._end_current()
+            self._current_key = key
+            self._current_task = self._current.add_task(
+                f"{job.export_name} {job.result_id}", total=length, rows=0, speed="-", eta="-"
+            )
+        self._current_rows, self._current_bytes = rows, done
+        elapsed = self._current.tasks[-1].elapsed or 0.0
+        speed, eta = rate_and_eta(done, length, elapsed)
+        self._current.update(self._current_task, completed=done, rows=rows, speed=speed, eta=eta)
+        self._show_totals()
+
+    def _end_current(self) -> None:
+        if self._current_task is not None:
+            self._current.remove_task(self._current_task)
+        self._current_task = self._current_key = None
+        self._current_rows = self._current_bytes = 0
 
     def batch(self, done: Sequence[tuple[str, str]]) -> None:
         """One copier invocation finished these results (copied or not)."""
@@ -77,9 +122,27 @@ class SyncProgress:
                 self.rows += entry.rows
                 self.bytes += entry.bytes
         if self._progress is not None:
-            elapsed = self._progress.tasks[0].elapsed or 0.0
-            rate = f"{self.bytes / elapsed / 1e6:.1f} MB/s" if elapsed > 0 else "-"
-            self._progress.update(self._task, completed=self.results, rows=self.rows, rate=rate, what="copying")
+            self._end_current()
+            self._show_totals()
+
+    def _show_totals(self) -> None:
+        """The first line: results finished, and rows and bytes/s including the result in flight."""
+        elapsed = self._progress.tasks[0].elapsed or 0.0
+        moved = self.bytes + self._current_bytes
+        rate = f"{moved / elapsed / 1e6:.1f} MB/s" if elapsed > 0 else "-"
+        rows = self.rows + self._current_rows
+        self._progress.update(self._task, completed=self.results, rows=rows, rate=rate, what="copying")
+
+
+def rate_and_eta(done: int, length: int | None, elapsed: float) -> tuple[str, str]:
+    """Bytes/s since the download started, and the time left at that rate (``-`` while unknown)."""
+    from rich.filesize import decimal
+
+    if elapsed <= 0 or done <= 0:
+        return "-", "-"
+    rate = done / elapsed
+    eta = str(timedelta(seconds=round(max(length - done, 0) / rate))) if length else "-"
+    return f"{decimal(round(rate))}/s", eta
 
 
 def _list(report: Any, name: str) -> list[Any]:

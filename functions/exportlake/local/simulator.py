@@ -42,12 +42,13 @@ DOWNLOAD_PREFIX = "/automated-exports/"
 
 TOKEN_EXPIRES_IN = 15897600  # what the real gateway answers (about 184 days)
 
-FAULT_KINDS = ("rate_limit", "server_error", "unauthorized", "slow", "truncated", "url_expired")
+FAULT_KINDS = ("rate_limit", "server_error", "unauthorized", "slow", "truncated", "url_expired", "throttled")
 # Faults that only make sense on one port; the others apply wherever their target says.
 _FAULT_PORTS: dict[str, tuple[Port, ...]] = {
     "unauthorized": ("gateway",),
     "truncated": ("download",),
     "url_expired": ("download",),
+    "throttled": ("download",),
 }
 
 
@@ -125,7 +126,8 @@ class Faults:
 
         Params: rate_limit ``retry_after`` (seconds, default 1); server_error ``status`` (500/502/503, default
         503); unauthorized ``revoke`` (also revoke every token, default False); slow ``seconds`` (default 1.0,
-        then the request is answered normally); truncated ``fraction`` of the body sent (default 0.5).
+        then the request is answered normally); truncated ``fraction`` of the body sent (default 0.5); throttled
+        ``bytes_per_second`` the body is sent at (default 1e6: a slow link, for progress displays).
         ``target`` limits it to "gateway" or "download"; ``path_prefix`` to paths starting with it.
         """
         if kind not in FAULT_KINDS:
@@ -443,10 +445,23 @@ class _DownloadHandler(_Handler):
             self._error(404, "NoSuchKey", "The specified key does not exist.")
             return
         self._stream(
-            result, truncated=fault.params.get("fraction", 0.5) if fault and fault.kind == "truncated" else None
+            result,
+            truncated=fault.params.get("fraction", 0.5) if fault and fault.kind == "truncated" else None,
+            rate=float(fault.params.get("bytes_per_second", 1e6)) if fault and fault.kind == "throttled" else None,
         )
 
-    def _stream(self, result: SimResult, truncated: float | None) -> None:
+    def _write(self, data: bytes, rate: float | None) -> None:
+        """Send ``data``; at ``rate`` bytes/s when given (in pieces of a twentieth of a second)."""
+        if rate is None:
+            self.wfile.write(data)
+            return
+        step = max(1, int(rate / 20))
+        for i in range(0, len(data), step):
+            piece = data[i : i + step]
+            self.wfile.write(piece)
+            time.sleep(len(piece) / rate)
+
+    def _stream(self, result: SimResult, truncated: float | None, rate: float | None = None) -> None:
         sim = self.sim
         headers = {
             "Content-Type": "application/json",
@@ -478,7 +493,7 @@ class _DownloadHandler(_Handler):
             if self.command == "HEAD":
                 return
             for chunk in chunks:
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self._write(b"%x\r\n%s\r\n" % (len(chunk), chunk), rate)
             self.wfile.write(b"0\r\n\r\n")
             return
         if end is None:  # unreachable: total is known here; keeps the types honest
@@ -490,7 +505,7 @@ class _DownloadHandler(_Handler):
             return
         limit = length if truncated is None else int(length * float(truncated))
         for piece in _slice_stream(chunks, start, start + limit):
-            self.wfile.write(piece)
+            self._write(piece, rate)
         if truncated is not None:
             # Promise the whole body, deliver part, hang up: what a dropped connection looks like to the client.
             self.wfile.flush()
