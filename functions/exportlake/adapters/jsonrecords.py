@@ -45,9 +45,10 @@ _MAX_KEY_BYTES = 1 << 16
 #: for gamification_prize_user_id), and 128 KiB another ~9 % below 256 KiB on a whole 5M sync with a random id per
 #: record. Row groups are gathered downstream, so this does not shape the Parquet files.
 DEFAULT_BATCH_BYTES = 128 << 10
-#: Bytes per range while ranges take the fast path (``_Template``): its cost is a dozen Arrow kernel calls per range,
-#: so larger ranges pay less per record (1M win_info records: 0.78 CPU-s with 128 KiB, 0.52 with 1 MiB).
-FAST_BATCH_BYTES = 1 << 20
+#: Bytes per range while ranges take the fast path (``_Template``): its cost includes a dozen Arrow kernel calls per
+#: range, so larger ranges pay less per record. 1M win_info records (decode + SHA-256, in-process, medians of 3):
+#: 0.78 CPU-s with 128 KiB, 0.53 with 256 KiB, 0.55 with 512 KiB, 0.65 with 1 MiB (peak +10, +14, +21 MB).
+FAST_BATCH_BYTES = 256 << 10
 _FAST_TRIES = 4  # cheap guesses at a cut before the tokenizer runs
 
 _OPEN_BRACE, _CLOSE_BRACE, _OPEN_BRACKET, _CLOSE_BRACKET = 0x7B, 0x7D, 0x5B, 0x5D
