@@ -18,13 +18,18 @@ from __future__ import annotations
 
 import hashlib
 import re
+from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from operator import attrgetter
 from typing import Any
 
 import msgspec
 import pyarrow as pa
-import pyarrow.compute as pc
+
+try:  # the kernels themselves: ``pyarrow.compute`` wraps every function in Python at import (~9 MB, ~50 ms)
+    from pyarrow._compute import call_function as _call
+except ImportError:  # pragma: no cover - a pyarrow that moved it
+    from pyarrow.compute import call_function as _call
 
 from exportlake.domain.errors import DocumentError, TransientError
 from exportlake.domain.limits import MAX_NESTING_DEPTH, MAX_RECORD_BYTES
@@ -372,7 +377,7 @@ class RecordStream:
         buf[s] = _OPEN_BRACKET
         try:
             with memoryview(buf) as mv, mv[s:close] as view:
-                return self._decode(view)
+                return self._decode(view, s)
         except _BadRangeError as bad:
             raise self._error(bad.exc, s) from None
 
@@ -413,20 +418,20 @@ class RecordStream:
             buf[e + 1] = _CLOSE_BRACKET
         try:
             with memoryview(buf) as mv, mv[s : e + 2] as view:
-                return self._decode(view)
+                return self._decode(view, s)
         finally:
             if appended:
                 del buf[-1]
             else:
                 buf[e + 1] = saved
 
-    def _decode(self, view: memoryview) -> tuple[int, Columns]:
-        """Decode one JSON array of records into columns in ``self._order``; raise ``_BadRangeError`` if it fails."""
+    def _decode(self, view: memoryview, start: int) -> tuple[int, Columns]:
+        """Decode one JSON array of records (``view`` = ``self._buf[start:...]``) into columns in ``self._order``;
+        raise ``_BadRangeError`` if it fails."""
         if self._templates and (self._misses < _FAST_GIVE_UP or self._tries % _FAST_RETRY_EVERY == 0):
             self._tries += 1
-            data = bytes(view)  # a copy: Arrow must not hold the buffer the stream resizes
             for i, template in enumerate(self._templates):
-                found = template.columns(data)
+                found = template.columns(self._buf, start, view)
                 if found is not None:
                     self._misses = 0
                     self._target = self._fast_batch_bytes
@@ -591,16 +596,22 @@ _POSITIONS_LIMIT = FAST_BATCH_BYTES + (64 << 10)
 _positions = pa.array([], pa.int32())
 
 
+def _take(values: pa.Array, indices: pa.Array) -> pa.Array:
+    """``values[indices]`` (Arrow's array_take kernel: a gather in C++, no bounds surprises: indices are ours)."""
+    return _call("array_take", [values, indices])
+
+
 def _quote_positions(u8: pa.Array) -> pa.Array:
     """Indices (int32) of every ``"`` byte in ``u8``."""
     global _positions  # noqa: PLW0603 - one shared, grown-on-demand index array
-    mask = pc.equal(u8, _QUOTE_U8)
+    mask = _call("equal", [u8, _QUOTE_U8])
     n = len(u8)
     if n > _POSITIONS_LIMIT:
-        return pc.indices_nonzero(mask).cast(pa.int32())
+        return _call("indices_nonzero", [mask]).cast(pa.int32())
     if len(_positions) < n:
-        _positions = pa.array(range(max(n, min(2 * len(_positions), _POSITIONS_LIMIT))), pa.int32())
-    return pc.filter(_positions.slice(0, n), mask)
+        size = max(n, min(2 * len(_positions), _POSITIONS_LIMIT))
+        _positions = pa.Array.from_buffers(pa.int32(), size, [None, pa.py_buffer(array("i", range(size)))])
+    return _call("array_filter", [_positions.slice(0, n), mask])
 
 
 class _Template:
@@ -644,18 +655,22 @@ class _Template:
         self._junk = pa.py_buffer((self._inner + self._between) * records)
         self._capacity = records
 
-    def _segments(self, data: bytes) -> tuple[int, pa.Array] | None:
-        """(rows, value/junk segments) of a range that looks like the template, else None (cheap checks first)."""
-        if b"\\" in data or not data.endswith(b'"}]'):
+    def _segments(self, buf: bytearray, start: int, view: memoryview) -> tuple[int, pa.Array, bool] | None:
+        """(rows, value/junk segments, ASCII only) of a range that looks like the template, else None (cheap checks
+        first). The range is ``view`` = ``buf[start:end]``; the Arrow objects made over ``view`` must not outlive
+        the call that made them (the stream resizes ``buf`` afterwards): only copies (``take``) are returned."""
+        end = start + len(view)
+        if buf.find(b"\\", start, end) != -1 or not buf.endswith(b'"}]', start, end):
             return None
-        start = 1
-        while data[start : start + 1] == b" ":
-            start += 1
-        if not data.startswith(self._head, start):
+        at = start + 1
+        while buf[at] == 0x20:  # " " after the range's "[" (the document's ", " between records)
+            at += 1
+        if not buf.startswith(self._head, at, end):
             return None
-        buf = pa.py_buffer(data)
-        u8 = pa.Array.from_buffers(pa.uint8(), len(data), [None, buf])
-        if pc.min(u8).as_py() < _CONTROL_BELOW:
+        data = pa.py_buffer(view)
+        u8 = pa.Array.from_buffers(pa.uint8(), len(view), [None, data])
+        low, high = _call("min_max", [u8]).values()
+        if low.as_py() < _CONTROL_BELOW:
             return None
         quotes = _quote_positions(u8)
         rows, rest = divmod(len(quotes), 4 * self.width)
@@ -664,26 +679,26 @@ class _Template:
         if rows > self._capacity:
             self._grow(max(rows, 2 * self._capacity))
         n = 2 * rows * self.width
-        offsets = pc.add(pc.take(quotes, self._quote_index.slice(0, n)), self._start_shift.slice(0, n))
-        return rows, pa.Array.from_buffers(pa.string(), n - 1, [None, offsets.buffers()[1], buf])
+        offsets = _call("add", [_take(quotes, self._quote_index.slice(0, n)), self._start_shift.slice(0, n)])
+        return rows, pa.Array.from_buffers(pa.string(), n - 1, [None, offsets.buffers()[1], data]), high.as_py() < 0x80
 
-    def columns(self, data: bytes) -> tuple[int, Columns] | None:
+    def columns(self, buf: bytearray, start: int, view: memoryview) -> tuple[int, Columns] | None:
         """The range's columns as Arrow string arrays, or None when it is not exactly this template."""
-        found = self._segments(data)
+        found = self._segments(buf, start, view)
         if found is None:
             return None
-        rows, segments = found
+        rows, segments, ascii_only = found
         values = rows * self.width
         if values > 1:  # the junk between values, byte for byte (each piece holds 4 quotes: the pieces line up)
-            junk = pc.take(segments, self._junk_index.slice(0, values - 1))
+            junk = _take(segments, self._junk_index.slice(0, values - 1))
             size = rows * (len(self._inner) + len(self._between)) - len(self._between)
             junk_offsets, junk_data = junk.buffers()[1:3]
             if memoryview(junk_offsets).cast("i")[values - 1] != size or not junk_data.slice(0, size).equals(
                 self._junk.slice(0, size)
             ):
                 return None
-        cols: list[pa.Array] = [pc.take(segments, index.slice(0, rows)) for index in self._column_index]
-        if not data.isascii():
+        cols: list[pa.Array] = [_take(segments, index.slice(0, rows)) for index in self._column_index]
+        if not ascii_only:
             try:
                 for col in cols:
                     col.validate(full=True)  # UTF-8 (the junk is the template's own, valid, bytes)
