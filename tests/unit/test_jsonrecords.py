@@ -249,6 +249,37 @@ def test_export_shaped_documents_take_the_fast_path_exactly(records, compact, as
         assert stream.fast_ranges > 0  # undamaged plain records: most ranges take the fast path
 
 
+_fixed_char = st.sampled_from(list("ab09 -:.}]{[,"))
+
+
+@SETTINGS
+@given(
+    st.lists(st.integers(0, 6), min_size=4, max_size=4),
+    st.integers(2, 80),
+    st.randoms(use_true_random=False),
+    st.integers(-1, 4000),
+    st.sampled_from(_BYTE_FAULTS),
+    st.booleans(),
+    st.sampled_from([64, 300, 8 << 20]),
+)
+def test_fixed_width_records_take_the_lattice_exactly(widths, n, rnd, at, fault, compact, size):
+    # Every value of a field has the same length (like ids and timestamps): the lattice path; one record may differ.
+    def value(width: int) -> str:
+        return "".join(rnd.choice("ab09 -:.}]{[,") for _ in range(width))
+
+    records = [{f: value(w) for f, w in zip(_FIELDS, widths, strict=True)} for _ in range(n)]
+    if rnd.random() < 0.3:
+        records[rnd.randrange(n)][rnd.choice(_FIELDS)] = value(rnd.randrange(8))
+    separators = (",", ":") if compact else (", ", ": ")
+    data = json.dumps({"win_info": records}, separators=separators).encode()
+    if at >= 0:
+        at = at % len(data)
+        data = data[:at] + fault + data[at + (rnd.random() < 0.5) :]
+    stream = _check(data, _split(data, rnd), size, fast_batch_bytes=size)
+    if stream is not None and at < 0 and n > 10 and size == 64:
+        assert stream.fast_ranges > 0
+
+
 def test_fast_path_output_equals_the_msgspec_path():
     rnd = random.Random(7)
     records = [
@@ -258,6 +289,10 @@ def test_fast_path_output_equals_the_msgspec_path():
     fast, rows = _convert([data], 4096, (), 4096)
     assert fast.fast_ranges > 10
     assert rows == records
+    fixed = [{f: f"{i:09d}{f[:3]}é" for f in _FIELDS} for i in range(3000)]  # fixed byte widths: the lattice
+    lattice, rows = _convert([json.dumps({"win_info": fixed}, ensure_ascii=False).encode()], 4096, (), 4096)
+    assert lattice.fast_ranges > 10 and rows == fixed
+    assert lattice._templates[0]._lattice.hits >= lattice.fast_ranges - 2  # after the first ranges: no quote search
     table = pa.Table.from_batches(list(RecordStream([data], fast_batch_bytes=4096).batches()))
     assert table.to_pylist() == records
 

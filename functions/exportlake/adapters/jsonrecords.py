@@ -601,10 +601,9 @@ def _take(values: pa.Array, indices: pa.Array) -> pa.Array:
     return _call("array_take", [values, indices])
 
 
-def _quote_positions(u8: pa.Array) -> pa.Array:
-    """Indices (int32) of every ``"`` byte in ``u8``."""
+def _quote_positions(u8: pa.Array, mask: pa.Array) -> pa.Array:
+    """Indices (int32) of every ``"`` byte in ``u8`` (``mask``: where ``u8`` is ``"``)."""
     global _positions  # noqa: PLW0603 - one shared, grown-on-demand index array
-    mask = _call("equal", [u8, _QUOTE_U8])
     n = len(u8)
     if n > _POSITIONS_LIMIT:
         return _call("indices_nonzero", [mask]).cast(pa.int32())
@@ -631,10 +630,13 @@ class _Template:
         self.width = len(names)
         keys = [b'"' + name.encode() + b'"' + colon + b'"' for name in names]
         self._head = b"{" + keys[0]
-        self._inner = b"".join(b'"' + item + key for key in keys[1:])
+        self._pieces = [self._head, *(b'"' + item + key for key in keys[1:])]  # the bytes before each value
+        self._item = item
+        self._inner = b"".join(self._pieces[1:])
         self._between = b'"}' + item + b"{" + keys[0]
         self._capacity = 0
         self._grow(1024)
+        self._lattice: _Lattice | None = None  # the layout of records whose values all have the last lengths seen
 
     @classmethod
     def all_for(cls, names: Sequence[str]) -> list[_Template]:
@@ -672,7 +674,13 @@ class _Template:
         low, high = _call("min_max", [u8]).values()
         if low.as_py() < _CONTROL_BELOW:
             return None
-        quotes = _quote_positions(u8)
+        mask = _call("equal", [u8, _QUOTE_U8])
+        ascii_only = high.as_py() < 0x80
+        if self._lattice is not None:
+            fixed = self._lattice.segments(u8, mask, data, at - start)
+            if fixed is not None:
+                return fixed[0], fixed[1], ascii_only
+        quotes = _quote_positions(u8, mask)
         rows, rest = divmod(len(quotes), 4 * self.width)
         if rest or not rows:
             return None
@@ -680,7 +688,15 @@ class _Template:
             self._grow(max(rows, 2 * self._capacity))
         n = 2 * rows * self.width
         offsets = _call("add", [_take(quotes, self._quote_index.slice(0, n)), self._start_shift.slice(0, n)])
-        return rows, pa.Array.from_buffers(pa.string(), n - 1, [None, offsets.buffers()[1], data]), high.as_py() < 0x80
+        self._learn(offsets)
+        return rows, pa.Array.from_buffers(pa.string(), n - 1, [None, offsets.buffers()[1], data]), ascii_only
+
+    def _learn(self, offsets: pa.Array) -> None:
+        """Take the first record's value lengths as the lattice to try first on the next range."""
+        first = memoryview(offsets.buffers()[1]).cast("i")[: 2 * self.width]
+        lengths = tuple(first[2 * j + 1] - first[2 * j] for j in range(self.width))
+        if self._lattice is None or self._lattice.lengths != lengths:
+            self._lattice = _Lattice(self._pieces, self._item, lengths)
 
     def columns(self, buf: bytearray, start: int, view: memoryview) -> tuple[int, Columns] | None:
         """The range's columns as Arrow string arrays, or None when it is not exactly this template."""
@@ -688,6 +704,8 @@ class _Template:
         if found is None:
             return None
         rows, segments, ascii_only = found
+        if rows > self._capacity:  # (the lattice path does not grow the template's own index arrays)
+            self._grow(max(rows, 2 * self._capacity))
         values = rows * self.width
         if values > 1:  # the junk between values, byte for byte (each piece holds 4 quotes: the pieces line up)
             junk = _take(segments, self._junk_index.slice(0, values - 1))
@@ -705,3 +723,52 @@ class _Template:
             except pa.ArrowInvalid:
                 return None
         return rows, cols
+
+
+class _Lattice:
+    """A ``_Template`` whose values all have fixed lengths (ids, timestamps): every quote's position is known.
+
+    Records are then ``stride`` bytes apart, so a range of ``n`` of them has a known size, and it fits when it holds
+    exactly ``4 * width * n`` quotes, every one at its expected position: the quotes are where the template's are,
+    which is all the quote search of the general template path would have found. No search, a count and a gather.
+    """
+
+    def __init__(self, pieces: Sequence[bytes], item: bytes, lengths: tuple[int, ...]) -> None:
+        self.lengths = lengths
+        sample = b"".join(piece + b"x" * n for piece, n in zip(pieces, lengths, strict=True)) + b'"}'
+        self._quotes_at = [i for i, c in enumerate(sample) if c == _QUOTE]
+        self._spans: list[tuple[int, int]] = []
+        at = 0
+        for piece, n in zip(pieces, lengths, strict=True):
+            at += len(piece)
+            self._spans.append((at, at + n))
+            at += n
+        self._item = len(item)
+        self.stride = len(sample) + len(item)
+        self._capacity = 0
+        self.hits = 0  # ranges that fit (tests)
+
+    def _grow(self, records: int) -> None:
+        stride = self.stride
+        self._quote_index = pa.array([r * stride + q for r in range(records) for q in self._quotes_at], pa.int32())
+        bounds = array("i", (r * stride + b for r in range(records) for span in self._spans for b in span))
+        self._offsets = pa.py_buffer(bounds)
+        self._capacity = records
+
+    def segments(self, u8: pa.Array, mask: pa.Array, data: pa.Buffer, first: int) -> tuple[int, pa.Array] | None:
+        """(rows, value/junk segments) when the range (its first record at byte ``first``) fits, else None."""
+        rows, rest = divmod(len(u8) - first - 1 + self._item, self.stride)
+        if rest or not rows:
+            return None
+        quotes = len(self._quotes_at) * rows
+        if _call("sum", [mask]).as_py() != quotes:
+            return None
+        if rows > self._capacity:
+            self._grow(max(rows, 2 * self._capacity))
+        low, high = _call("min_max", [_take(u8.slice(first), self._quote_index.slice(0, quotes))]).values()
+        if low.as_py() != _QUOTE or high.as_py() != _QUOTE:
+            return None
+        n = 2 * len(self._spans) * rows
+        offsets = self._offsets.slice(0, 4 * n)
+        self.hits += 1
+        return rows, pa.Array.from_buffers(pa.string(), n - 1, [None, offsets, data.slice(first)])
