@@ -47,9 +47,9 @@ soak: setup  ## crash soak: many SIGKILLed syncs on larger results, then the cra
 	EXPORTLAKE_SOAK_ROUNDS=$${ROUNDS:-25} EXPORTLAKE_SOAK_RECORDS=$${RECORDS:-200000} \
 	  $(PY) -m pytest -q -p no:xdist -s tests/e2e/test_crash.py
 
-bench: setup  ## benchmarks: exportlake vs dlt vs gzip -1 (not part of `make test`)
+bench: setup  ## CPU per record of the whole sync, 1M, against the merge-base with main (ARGS=--full: the issue-10 run)
 	$(PY) -m pip install -q -r requirements-bench.txt
-	$(PY) -m bench.run
+	$(PY) -m bench.run $(ARGS)
 
 clean:  ## remove the virtual environment and build output
 	rm -rf $(VENV) cdk.out node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -87,7 +87,7 @@ def label(n: int) -> str:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line."""
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
-    p.add_argument("--sizes", default=None, help="record counts, e.g. 1M,5M (the default)")
+    p.add_argument("--sizes", default=None, help="record counts, e.g. 1M,5M (default 1M; --full: 1M,5M)")
     p.add_argument("--shapes", default=None, help="document keys, default win_info (realistic ids)")
     p.add_argument(
         "--data",
@@ -95,14 +95,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="realistic",
         help="realistic: a random id per record (bench.realdata; win_info); sample: exportlake.local.sampledata",
     )
-    p.add_argument("--repeat", type=int, default=3, help="runs of exportlake sync and the floor per file (medians)")
-    p.add_argument("--dlt-repeat", type=int, default=1, help="runs of dlt per file, at most --repeat")
+    p.add_argument("--repeat", type=int, default=None, help="runs of exportlake sync and the floor per file (3)")
+    p.add_argument("--dlt-repeat", type=int, default=None, help="runs of dlt per file, at most --repeat (--full: 1)")
     p.add_argument("--skip-dlt-above", type=parse_limit, default=None, help="no dlt run for files above N records")
-    p.add_argument("--quick", action="store_true", help="size 1M only, 1 run each, no dlt, no package, no scale")
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="the whole issue-10 run: 1M and 5M, dlt, the Lambda package, the backfill scale (~15 min)",
+    )
+    p.add_argument("--quick", action="store_true", help="1M, one run of each (~1 min); no profile")
     p.add_argument("--skip-package", action="store_true", help="do not build the Lambda package to size it")
     p.add_argument("--no-profile", action="store_true", help="skip the profile summary of one copy")
     p.add_argument(
-        "--scale", default="1000,10000", help="backfill sizes in results (exports x 50 results each); 0: skip"
+        "--scale", default=None, help="backfill sizes in results (exports x 50 results each; --full: 1000,10000)"
     )
     p.add_argument(
         "--scale-sync-max",
@@ -111,17 +116,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="run the whole sync of a backfill only up to this many results (the planner runs at every size)",
     )
     p.add_argument(
-        "--against", default=None, help="also run `exportlake sync` with the runtime package of this git ref"
+        "--against",
+        default="auto",
+        help="also run `exportlake sync` with the runtime package of this git ref, interleaved (default auto: the"
+        " merge-base with main when its functions/ differ from the worktree's; none: no baseline)",
     )
     p.add_argument("--taskset", default=None, help="pin every measured child to these CPUs (e.g. 0: one vCPU)")
     p.add_argument("--report", default=None, help="print the tables and targets again from a results JSON file")
     args = p.parse_args(argv)
-    if args.quick:
-        args.sizes = args.sizes or "1M"
-        args.repeat, args.dlt_repeat, args.skip_package = 1, 0, True
-        if args.scale == "1000,10000":
-            args.scale = "0"
-    args.sizes = [parse_size(s) for s in (args.sizes or "1M,5M").split(",") if s.strip()]
+    # The default run is short (1M, 3 runs, the baseline beside it, the profile); --full is the issue's whole run.
+    args.sizes = args.sizes or ("1M,5M" if args.full else "1M")
+    args.repeat = args.repeat or (1 if args.quick else 3)
+    if args.dlt_repeat is None:
+        args.dlt_repeat = 1 if args.full else 0
+    args.skip_package = args.skip_package or not args.full
+    args.scale = args.scale or ("1000,10000" if args.full else "0")
+    args.no_profile = args.no_profile or args.quick
+    args.against = resolve_baseline(args.against)
+    args.sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
     args.shapes = [s.strip() for s in (args.shapes or "win_info").split(",") if s.strip()]
     args.scale = [int(parse_limit(s)) for s in str(args.scale).split(",") if s.strip() and s.strip() != "0"]
     for shape in args.shapes:
@@ -534,9 +546,39 @@ def run_sync(
     return run
 
 
+def _git(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", *argv], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+
+
+def resolve_baseline(against: str | None) -> str | None:
+    """The git ref to measure beside the worktree: ``auto`` = the merge-base with ``main`` when its ``functions/``
+    differ from the worktree's (a branch's "before"), else none; ``none`` = none; anything else as given."""
+    if against is None or against.lower() in ("none", ""):
+        return None
+    if against != "auto":
+        return against
+    base = _git("merge-base", "HEAD", "main")
+    if base.returncode != 0 or not base.stdout.strip():
+        return None
+    sha = base.stdout.strip()
+    same = _git("diff", "--quiet", sha, "--", "functions").returncode == 0
+    return None if same else sha[:12]
+
+
+def compile_code(*dirs: Path) -> None:
+    """Byte-compile the runtime packages measured, as an installed package (pip compiles on install) and the
+    Lambda asset are: this machine sets PYTHONDONTWRITEBYTECODE, so an editable checkout would compile every
+    module on every run (~0.1 CPU-s of a sync), for the worktree and the baseline alike."""
+    import compileall
+
+    for d in dirs:
+        compileall.compile_dir(str(d), quiet=1)
+
+
 def checkout_functions(ref: str) -> Path:
-    """``functions/`` of commit ``ref`` in ``.bench/code-<ref>/`` (``git archive``), for ``--against``."""
-    out = BENCH_DIR / f"code-{ref.replace('/', '_')}"
+    """``functions/`` of commit ``ref`` in ``.bench/code-<sha>/`` (``git archive``), for ``--against``."""
+    sha = _git("rev-parse", "--verify", f"{ref}^{{commit}}").stdout.strip()[:12] or ref.replace("/", "_")
+    out = BENCH_DIR / f"code-{sha}"
     if not (out / "exportlake").exists():
         out.mkdir(parents=True, exist_ok=True)
         archive = subprocess.run(["git", "archive", ref, "functions"], cwd=REPO_ROOT, check=True, capture_output=True)
@@ -924,6 +966,16 @@ def print_report(
         "\nCPU s = user + system seconds of the whole child process, all threads (os.wait4), start to exit;"
         " records / CPU-s uses it. copy call s = the copy call alone, timed inside a bench.jobs child."
     )
+    baseline = [r for r in rows if r.tool.startswith("exportlake sync @")]
+    for b in sorted(baseline, key=lambda r: (r.shape, r.records)):
+        mine = find(rows, b.shape, b.records, "exportlake sync")
+        if mine is not None:
+            ref = b.tool[len("exportlake sync ") :]
+            print(
+                f"\n{b.shape} {label(b.records)}: this worktree {mine.cpu_s:.2f} CPU-s ({mine.cpu_rate:,.0f} records"
+                f"/CPU-s, peak {mine.peak_rss_mb:.0f} MB) vs {ref} {b.cpu_s:.2f} CPU-s ({b.cpu_rate:,.0f}, peak"
+                f" {b.peak_rss_mb:.0f} MB): {mine.cpu_s / b.cpu_s - 1:+.0%} CPU, medians of {mine.runs} interleaved"
+            )
     if profile:
         print(
             f"\nProfile of one copy ({profile['records']:,} records): process CPU {profile['process_cpu_s']:.2f} s,"
@@ -995,6 +1047,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     shutil.rmtree(package_dir, ignore_errors=True)
 
     against = (args.against, checkout_functions(args.against)) if args.against else None
+    compile_code(REPO_ROOT / "functions", *([against[1]] if against else []))
+    if against:
+        print(f"  baseline: exportlake sync @{against[0]} (runtime package from git), interleaved", flush=True)
     runs: list[Run] = []
     profile: dict[str, Any] | None = None
     scale: list[dict[str, Any]] = []

@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 from exportlake import bootstrap
 from exportlake.domain.errors import ConfigError, ExportlakeError
 from exportlake.domain.models import ResultState
-from exportlake.fastexit import exit_now
+from exportlake.fastexit import exit_now, resume_gc
 
 # The demo's answers: saved queries as deployed (on the typed views), run locally. The first is the win rate.
 DEMO_QUERIES = ("WinRatePerGameType", "PrizeDistribution", "ChallengeCompletionPerGameType", "CouponsPerDay")
@@ -561,6 +561,8 @@ def _load_config(argv: list[str]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``exportlake`` command."""
+    resume_gc()
+    given = argv  # None: the console script (exit_now may end the process without finalization)
     argv = list(sys.argv[1:] if argv is None else argv)
     rest = _split_simulator(argv)
     if rest is not None:
@@ -577,7 +579,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _load_config(argv)
         if args.command == "query" and not str(args.sql).strip():
             raise ConfigError('query: the SQL is empty (e.g. exportlake query "SELECT count(*) FROM win_info")')
-        return exit_now(int(args.func(args)), argv)  # the console script skips interpreter finalization
+        return exit_now(int(args.func(args)), given)  # the console script skips interpreter finalization
     except (Exception, KeyboardInterrupt) as exc:
         if verbose:
             traceback.print_exc()

@@ -9,12 +9,13 @@ the process with ``os._exit``. Only the console script does this; ``main(argv)``
 from __future__ import annotations
 
 import atexit
+import gc
 import logging
 import os
 import sys
 from collections.abc import Sequence
 
-__all__ = ["exit_now", "is_console_script"]
+__all__ = ["exit_now", "is_console_script", "resume_gc"]
 
 #: Set to 1 to keep the normal interpreter exit (e.g. to debug a leak report at exit).
 OPT_OUT = "EXPORTLAKE_SLOW_EXIT"
@@ -44,3 +45,14 @@ def exit_now(code: int, argv: Sequence[str] | None = None) -> int:
     except BaseException:  # an unflushable stream must not turn a good result into a traceback
         return code  # fall back to the normal exit
     os._exit(code)
+
+
+def resume_gc() -> None:
+    """Freeze every object alive now (imports, settings) and turn the cyclic collector on if ``exportlake`` paused it.
+
+    The package turns the collector off while the console script imports (see ``exportlake/__init__.py``); frozen
+    objects are never walked again by later collections, which then only see what the command itself allocates.
+    """
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()

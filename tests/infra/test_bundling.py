@@ -62,6 +62,22 @@ def test_cli_only_modules_stay_out_of_the_asset(tmp_path: Path) -> None:
     assert files == {"exportlake/__init__.py", "exportlake/adapters/gateway.py", "exportlake/handlers/copier.py"}
 
 
+def test_bytecode_is_compiled_for_the_runtime_and_used_without_mtime_checks(tmp_path: Path) -> None:
+    import importlib.util
+    import sys
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "mod.py").write_text("X = 1\n")
+    compiled = bundling.compile_bytecode(tmp_path)
+    if f"{sys.version_info.major}.{sys.version_info.minor}" != bundling.PYTHON_VERSION:
+        assert not compiled and not list(tmp_path.rglob("*.pyc"))
+        return
+    assert compiled
+    pyc = Path(importlib.util.cache_from_source(str(tmp_path / "pkg" / "mod.py")))
+    flags = int.from_bytes(pyc.read_bytes()[4:8], "little")
+    assert flags == 0b01  # hash-based, unchecked: valid whatever the zip does to the sources' mtimes
+
+
 def test_soname_copies_are_recognised() -> None:
     names = {"libarrow.so.2600", "libarrow_python.so", "libarrow_python.so.2600", "libarrow_python.so.2600.1.0"}
     names |= {"lib.cpython-312-x86_64-linux-gnu.so", "libonly.so"}
@@ -88,7 +104,7 @@ def test_the_pruned_pyarrow_imports_and_converts(tmp_path: Path) -> None:
     removed = bundling.prune_pyarrow(site / "pyarrow")
     assert any("flight" in n for n in removed) and any(n.startswith("libarrow_s3") for n in removed)
     code = """
-import io, sys
+import io, json, sys
 import pyarrow as pa, pyarrow.parquet as pq
 assert pa.__file__.startswith(sys.argv[1]), pa.__file__
 import exportlake.handlers.copier  # the Lambda entry point imports
@@ -105,6 +121,10 @@ doc = b'{"win_info": [{"userid": "u1", "haswon": "1"}, {"userid": "u2", "haswon"
 write_parquet(RecordStream([doc]).batches(), lambda i: Sink(), background=True)
 rows = pq.ParquetFile(io.BytesIO(out["data"])).read().to_pylist()
 assert rows == [{"userid": "u1", "haswon": "1", "n": None}, {"userid": "u2", "haswon": None, "n": "1e400"}], rows
+plain = [{"userid": f"u{i:05d}", "haswon": str(i % 2)} for i in range(5000)]  # the fast path's Arrow kernels
+stream = RecordStream([json.dumps({"win_info": plain}).encode()], batch_bytes=4096, fast_batch_bytes=4096)
+write_parquet(stream.batches(), lambda i: Sink(), background=True)
+assert stream.fast_ranges > 10 and pq.ParquetFile(io.BytesIO(out["data"])).read().to_pylist() == plain
 print("ok")
 """
     functions = Path(bundling.FUNCTIONS_DIR)

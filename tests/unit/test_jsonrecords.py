@@ -8,6 +8,7 @@ import random
 import time
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -133,8 +134,10 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def _convert(chunks: list[bytes], batch_bytes: int, columns: tuple[str, ...]) -> tuple[RecordStream, list[dict]]:
-    stream = RecordStream(chunks, batch_bytes=batch_bytes)
+def _convert(
+    chunks: list[bytes], batch_bytes: int, columns: tuple[str, ...], fast_batch_bytes: int | None = None
+) -> tuple[RecordStream, list[dict]]:
+    stream = RecordStream(chunks, batch_bytes=batch_bytes, fast_batch_bytes=fast_batch_bytes)
     rows: list[dict[str, str | None]] = []
     for batch in stream.batches(columns):
         assert batch.num_rows > 0
@@ -146,15 +149,21 @@ def _convert(chunks: list[bytes], batch_bytes: int, columns: tuple[str, ...]) ->
     return stream, rows
 
 
-def _check(data: bytes, chunks: list[bytes], batch_bytes: int, columns: tuple[str, ...] = ()) -> None:
+def _check(
+    data: bytes,
+    chunks: list[bytes],
+    batch_bytes: int,
+    columns: tuple[str, ...] = (),
+    fast_batch_bytes: int | None = None,
+) -> RecordStream | None:
     """Convert and compare with the oracle: same rows, in order, with the same values; or DocumentError."""
     expected = _oracle(data)
     if expected is None:
         with pytest.raises(REFUSED):
-            _convert(chunks, batch_bytes, columns)
-        return
+            _convert(chunks, batch_bytes, columns, fast_batch_bytes)
+        return None
     key, records = expected
-    stream, rows = _convert(chunks, batch_bytes, columns)
+    stream, rows = _convert(chunks, batch_bytes, columns, fast_batch_bytes)
     order = list(dict.fromkeys([*columns, *(k for r in records for k in r)]))
     assert stream.key == key
     assert stream.fields == order
@@ -168,6 +177,7 @@ def _check(data: bytes, chunks: list[bytes], batch_bytes: int, columns: tuple[st
                 assert got == want, (n, field)
             else:  # a non-string value arrives as its JSON text
                 assert isinstance(got, str) and _same(json.loads(got), want), (n, field, got, want)
+    return stream
 
 
 # -- properties ------------------------------------------------------------------------------------------------------
@@ -180,6 +190,109 @@ def test_valid_documents_convert_like_json_loads(doc, rnd, batch_bytes, with_col
     data = _document_bytes(key, records, rnd)
     columns = ("userid", "zz_absent") if with_columns else ()
     _check(data, _split(data, rnd), batch_bytes, columns)
+
+
+# The fast path (``jsonrecords._Template``): documents as exports write them (json.dumps, default or compact
+# separators), mostly plain string records, with the deviations that must take the strict path mixed in.
+_FIELDS = ["userid", "stackid", "haswon", "participation_date"]
+_plain = st.text(st.sampled_from(list("abcxyz0189 -:.}]{[,é😀\u2028")), max_size=12)
+_deviant = st.one_of(_text, st.none(), st.integers(-5, 5), st.booleans(), st.just([]), st.just({"a": "b"}))
+
+
+@st.composite
+def _export_records(draw: st.DrawFn) -> list[dict[str, Any]]:
+    records = []
+    for _ in range(draw(st.integers(1, 40))):
+        record = {f: draw(_plain) for f in _FIELDS}
+        how = draw(st.sampled_from(["plain"] * 12 + ["value", "missing", "extra", "reordered"]))
+        if how == "value":
+            record[draw(st.sampled_from(_FIELDS))] = draw(_deviant)
+        elif how == "missing":
+            del record[draw(st.sampled_from(_FIELDS))]
+        elif how == "extra":
+            record[draw(_field)] = draw(_plain)
+        elif how == "reordered":
+            record = dict(reversed(record.items()))
+        records.append(record)
+    return records
+
+
+_BYTE_FAULTS = [b"\x01", b"\x1f", b"\x7f", b"\xff", b"\xc3", b"\xed\xa0\x80", b'"', b"\\", b"}", b"\n", b" "]
+
+
+@SETTINGS
+@given(
+    _export_records(),
+    st.booleans(),
+    st.booleans(),
+    st.integers(-1, 400),
+    st.sampled_from(_BYTE_FAULTS),
+    st.randoms(use_true_random=False),
+    st.sampled_from([1, 64, 256, 8 << 20]),
+)
+def test_export_shaped_documents_take_the_fast_path_exactly(records, compact, ascii_only, at, fault, rnd, size):
+    separators = (",", ":") if compact else (", ", ": ")
+    data = json.dumps({"win_info": records}, separators=separators, ensure_ascii=ascii_only).encode()
+    if at >= 0:  # one byte replaced or inserted somewhere: valid or not, the oracle decides
+        at = at % len(data)
+        data = data[:at] + fault + data[at + (rnd.random() < 0.5) :]
+    stream = _check(data, _split(data, rnd), size, fast_batch_bytes=size)
+    if (
+        stream is not None
+        and at < 0
+        and ascii_only
+        and all(list(r) == _FIELDS and all(type(v) is str for v in r.values()) for r in records)
+        and len(records) > 1
+    ):
+        assert stream.fast_ranges > 0  # undamaged plain records: most ranges take the fast path
+
+
+_fixed_char = st.sampled_from(list("ab09 -:.}]{[,"))
+
+
+@SETTINGS
+@given(
+    st.lists(st.integers(0, 6), min_size=4, max_size=4),
+    st.integers(2, 80),
+    st.randoms(use_true_random=False),
+    st.integers(-1, 4000),
+    st.sampled_from(_BYTE_FAULTS),
+    st.booleans(),
+    st.sampled_from([64, 300, 8 << 20]),
+)
+def test_fixed_width_records_take_the_lattice_exactly(widths, n, rnd, at, fault, compact, size):
+    # Every value of a field has the same length (like ids and timestamps): the lattice path; one record may differ.
+    def value(width: int) -> str:
+        return "".join(rnd.choice("ab09 -:.}]{[,") for _ in range(width))
+
+    records = [{f: value(w) for f, w in zip(_FIELDS, widths, strict=True)} for _ in range(n)]
+    if rnd.random() < 0.3:
+        records[rnd.randrange(n)][rnd.choice(_FIELDS)] = value(rnd.randrange(8))
+    separators = (",", ":") if compact else (", ", ": ")
+    data = json.dumps({"win_info": records}, separators=separators).encode()
+    if at >= 0:
+        at = at % len(data)
+        data = data[:at] + fault + data[at + (rnd.random() < 0.5) :]
+    stream = _check(data, _split(data, rnd), size, fast_batch_bytes=size)
+    if stream is not None and at < 0 and n > 10 and size == 64:
+        assert stream.fast_ranges > 0
+
+
+def test_fast_path_output_equals_the_msgspec_path():
+    rnd = random.Random(7)
+    records = [
+        {f: "".join(rnd.choice("abc é😀}{,:") for _ in range(rnd.randrange(30))) for f in _FIELDS} for _ in range(3000)
+    ]
+    data = json.dumps({"win_info": records}, ensure_ascii=False).encode()
+    fast, rows = _convert([data], 4096, (), 4096)
+    assert fast.fast_ranges > 10
+    assert rows == records
+    fixed = [{f: f"{i:09d}{f[:3]}é" for f in _FIELDS} for i in range(3000)]  # fixed byte widths: the lattice
+    lattice, rows = _convert([json.dumps({"win_info": fixed}, ensure_ascii=False).encode()], 4096, (), 4096)
+    assert lattice.fast_ranges > 10 and rows == fixed
+    assert lattice._templates[0]._lattice.hits >= lattice.fast_ranges - 2  # after the first ranges: no quote search
+    table = pa.Table.from_batches(list(RecordStream([data], fast_batch_bytes=4096).batches()))
+    assert table.to_pylist() == records
 
 
 _GARBAGE = [
@@ -331,9 +444,11 @@ def test_error_names_the_record_and_byte():
 def test_batches_are_cut_near_batch_bytes_and_keep_order():
     records = [{"i": str(i), "pad": "}" * (i % 7)} for i in range(5000)]
     data = json.dumps({"k": records}).encode()
-    stream = RecordStream([data[i : i + 1000] for i in range(0, len(data), 1000)], batch_bytes=4096)
+    chunks = [data[i : i + 1000] for i in range(0, len(data), 1000)]
+    stream = RecordStream(chunks, batch_bytes=4096, fast_batch_bytes=4096)
     batches = list(stream.batches())
     assert len(batches) > 20
+    assert stream.fast_ranges >= len(batches) - 2  # plain string records: the template path, cut at its own "}"
     assert [r["i"] for b in batches for r in b.to_pylist()] == [str(i) for i in range(5000)]
 
 

@@ -96,3 +96,46 @@ def test_slow_exit_opt_out(tmp_path: Path) -> None:
     env = {**os.environ, fastexit.OPT_OUT: "1"}
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, check=True)  # noqa: S603
     assert out.stdout.strip() == "5"
+
+
+def test_main_as_the_console_script_asks_for_the_fast_exit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from exportlake import cli
+
+    seen: list[object] = []
+    monkeypatch.setattr(cli, "exit_now", lambda code, argv=None: seen.append(argv) or code)
+    monkeypatch.setattr(sys, "argv", ["exportlake", "env", "--help-nothing"])
+    monkeypatch.setattr(cli, "build_parser", _Parser)
+    for name in ("POWERTOOLS_LOG_LEVEL", "POWERTOOLS_METRICS_DISABLED", "POWERTOOLS_TRACE_DISABLED"):
+        monkeypatch.setenv(name, "recorded")  # main sets them: monkeypatch restores the original state
+        monkeypatch.delenv(name)
+    assert cli.main() == 0
+    assert cli.main(["env"]) == 0
+    assert seen == [None, ["env"]]  # None: the console script; a list: called in-process, never os._exit
+
+
+class _Parser:
+    def parse_args(self, argv: list[str]) -> object:
+        class Args:
+            command = "env"
+
+            @staticmethod
+            def func(args: object) -> int:
+                return 0
+
+        return Args()
+
+
+def test_the_console_script_imports_without_the_cyclic_collector_and_main_turns_it_back_on(tmp_path: Path) -> None:
+    script = tmp_path / "exportlake"  # named like the console script
+    script.write_text(
+        "import gc\n"
+        "import exportlake.cli\n"
+        "print(gc.isenabled())\n"
+        "exportlake.cli.resume_gc()\n"
+        "print(gc.isenabled(), gc.get_freeze_count() > 1000)\n"
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=REPO, check=True)  # noqa: S603
+    assert out.stdout.split() == ["False", "True", "True"]
+    code = "import gc, exportlake.cli; print(gc.isenabled())"  # any other program: untouched
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)  # noqa: S603
+    assert out.stdout.strip() == "True"

@@ -20,7 +20,9 @@ from exportlake.domain.manifest import ManifestPart
 from exportlake.domain.naming import validate_table_name
 from exportlake.domain.ports import Conversion, LakeStore, Progress, Sink
 
-ROW_GROUP_ROWS = 65_536
+#: Rows per Parquet row group: the writer holds a row group's encoding state, so this sets a share of the peak RSS
+#: (in-process, 1M/5M win_info records: 131/135 MB with 65,536 rows, 126/130 MB with 49,152, at the same CPU).
+ROW_GROUP_ROWS = 49_152
 PARQUET_TYPE = "application/vnd.apache.parquet"
 GZIP_TYPE = "application/gzip"
 
