@@ -37,7 +37,7 @@ typecheck: setup  ## mypy on functions/ and infra/
 	$(VENV)/bin/mypy
 
 test: setup lint typecheck node_modules/.installed  ## lint, type-check and run every test (offline: moto + simulator on loopback)
-	$(PY) -m pytest -n 4 --dist worksteal -q
+	$(PY) -m pytest -n 4 --dist worksteal -q --durations=10
 	$(MAKE) --no-print-directory cdk-check
 
 unit: setup  ## the fast tests only
