@@ -125,7 +125,15 @@ def check_command(text: str) -> str:
         assert words[1] in targets, text
         for assignment in words[2:]:  # make soak ROUNDS=15: a variable the recipe reads
             variable = assignment.split("=", 1)[0]
-            assert re.fullmatch(r"[A-Z_]+=\S+", assignment) and re.search(rf"\$\{{{variable}[:}}]", MAKEFILES), text
+            # Read by the recipe as make's $(VAR) or the shell's ${VAR} / ${VAR:-default}.
+            read = rf"\$\({variable}\)|\$\{{{variable}[:}}]"
+            assert re.fullmatch(r"[A-Z_]+=\S+", assignment) and re.search(read, MAKEFILES), text
+        if words[1] == "bench" and any(w.startswith("ARGS=") for w in words[2:]):
+            from bench.run import parse_args  # `make bench ARGS=…` hands them to bench.run as they are
+
+            value = next(w for w in words[2:] if w.startswith("ARGS=")).split("=", 1)[1]
+            parse_args(shlex.split(value))  # exits 2 on a usage error
+            return "bench"
         return "make"
     if words[0] == "aws":
         _check_aws(words)
