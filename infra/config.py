@@ -40,6 +40,8 @@ DEFAULTS: dict[str, Any] = {
     # One deploy only, when upgrading a stack whose raw tables were AWS::Glue::Table resources (docs/analytics.md).
     "upgradeFromGlueTables": False,
     "gatewayMaxRequestsPerSecond": GATEWAY_MAX_REQUESTS_PER_SECOND,
+    # EXPORTLAKE_RAW_ARCHIVE: keep a gzip original of each result under raw/ (audit, replay).
+    "rawArchive": True,
     "expiryWarningHours": DEFAULT_EXPIRY_WARNING_HOURS,
     # Export type → "snapshot" | "delta"; types not named keep the registry's default (see docs/analytics.md).
     "resultSemantics": {},
@@ -87,6 +89,7 @@ class Config:
     #: Keep the raw tables as the AWS::Glue::Table resources an earlier version declared, marked Retain, for one
     #: deploy: the next deploy (without it) then hands them to the merging custom resources instead of deleting them.
     upgrade_from_glue_tables: bool = False
+    raw_archive: bool = True
 
     @property
     def removal_policy(self) -> cdk.RemovalPolicy:
@@ -293,6 +296,7 @@ class _Reader:
             # The same bounds as the runtime's EXPORTLAKE_EXPIRY_WARNING_HOURS.
             expiry_warning_hours=self.integer("expiryWarningHours", 1, 24 * 30),
             upgrade_from_glue_tables=self.boolean("upgradeFromGlueTables"),
+            raw_archive=self.boolean("rawArchive"),
         )
         if self.problems:
             raise ConfigError(

@@ -58,6 +58,7 @@ class ExportLakeStack(cdk.Stack):
             "EXPORTLAKE_DOWNLOAD_HOSTS": ",".join(config.download_hosts),
             "EXPORTLAKE_GATEWAY_MAX_RPS": f"{config.gateway_max_rps:g}",
             "EXPORTLAKE_EXPIRY_WARNING_HOURS": str(config.expiry_warning_hours),
+            "EXPORTLAKE_RAW_ARCHIVE": "on" if config.raw_archive else "off",
         }
         self.functions = Functions(
             self,

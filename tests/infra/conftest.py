@@ -82,6 +82,7 @@ def synth_alt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]
         copierMemoryMb=3008,
         gatewayMaxRequestsPerSecond=7.5,
         expiryWarningHours=48,
+        rawArchive=False,
     )
 
 

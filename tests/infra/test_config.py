@@ -28,6 +28,7 @@ def test_defaults_are_valid() -> None:
     assert config.retain_data is True
     assert config.download_hosts == ("*.digitaloceanspaces.com",)
     assert (config.gateway_max_rps, config.expiry_warning_hours) == (20.0, 24)
+    assert config.raw_archive is True
 
 
 def test_cli_strings_are_accepted() -> None:
@@ -77,6 +78,7 @@ def test_cli_strings_are_accepted() -> None:
         ("copierMemoryMb", 20000, "between 512 and 10240"),
         ("bytesScannedCutoffMb", 1, "between 10"),
         ("retainData", "maybe", "true or false"),
+        ("rawArchive", "sometimes", "true or false"),
         ("gatewayMaxRequestsPerSecond", -1, "between 0 and 1000"),
         ("gatewayMaxRequestsPerSecond", "nan", "between 0 and 1000"),
         ("gatewayMaxRequestsPerSecond", "quick", "must be a number"),

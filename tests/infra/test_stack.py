@@ -237,6 +237,7 @@ def test_function_environment_is_exactly_the_settings_contract(resources: Resour
         "EXPORTLAKE_DOWNLOAD_HOSTS": "*.digitaloceanspaces.com",
         "EXPORTLAKE_GATEWAY_MAX_RPS": "20",
         "EXPORTLAKE_EXPIRY_WARNING_HOURS": "24",
+        "EXPORTLAKE_RAW_ARCHIVE": "on",
         "POWERTOOLS_SERVICE_NAME": "exportlake",
         "POWERTOOLS_METRICS_NAMESPACE": "exportlake",
         "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -244,7 +245,11 @@ def test_function_environment_is_exactly_the_settings_contract(resources: Resour
     for handler in (PLANNER_HANDLER, COPIER_HANDLER):
         env = function(resources, handler)[1]["Properties"]["Environment"]["Variables"]
         # EXPORTLAKE_DLQ_URL: the planner's --retry-failed clears the DLQ (the runtime's settings add it).
-        assert set(env) - POWERTOOLS == set(ENV_VARS) | set(OPTIONAL_VARS) | {"EXPORTLAKE_DLQ_URL"}
+        # EXPORTLAKE_RAW_ARCHIVE: the copier's switch (bootstrap reads it), set from cdk.json's rawArchive.
+        assert set(env) - POWERTOOLS == set(ENV_VARS) | set(OPTIONAL_VARS) | {
+            "EXPORTLAKE_DLQ_URL",
+            "EXPORTLAKE_RAW_ARCHIVE",
+        }
         assert set(env) & POWERTOOLS == POWERTOOLS
         assert env == expected
 
@@ -256,6 +261,7 @@ def test_imported_secret_is_passed_by_name(synth_alt: Synthesized) -> None:
         env = function(resources, handler)[1]["Properties"]["Environment"]["Variables"]
         assert env["EXPORTLAKE_SECRET_ID"] == "prod/neoday-gateway"
         assert env["EXPORTLAKE_GATEWAY_MAX_RPS"] == "7.5" and env["EXPORTLAKE_EXPIRY_WARNING_HOURS"] == "48"
+        assert env["EXPORTLAKE_RAW_ARCHIVE"] == "off"
 
 
 def test_copy_queue_wiring(resources: Resources) -> None:
