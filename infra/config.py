@@ -16,7 +16,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from exportlake.domain.limits import GATEWAY_MAX_REQUESTS_PER_SECOND
 from exportlake.domain.schemas import EXPORT_TYPES, ResultSemantics
-from exportlake.settings import DEFAULT_DOWNLOAD_HOSTS, DEFAULT_EXPIRY_WARNING_HOURS, MAX_GATEWAY_RPS, is_host_pattern
+from exportlake.settings import (
+    DEFAULT_DOWNLOAD_HOSTS,
+    DEFAULT_EXPIRY_WARNING_HOURS,
+    MAX_EXPIRY_WARNING_HOURS,
+    MAX_GATEWAY_RPS,
+    is_host_pattern,
+)
 
 if TYPE_CHECKING:
     import aws_cdk as cdk
@@ -36,11 +42,11 @@ DEFAULTS: dict[str, Any] = {
     "freshnessHours": 24,
     "copierMemoryMb": 1769,
     "bytesScannedCutoffMb": 10240,
-    # Runtime settings (EXPORTLAKE_GATEWAY_MAX_RPS, EXPORTLAKE_EXPIRY_WARNING_HOURS); defaults from the runtime.
     # One deploy only, when upgrading a stack whose raw tables were AWS::Glue::Table resources (docs/analytics.md).
     "upgradeFromGlueTables": False,
+    # Runtime settings (EXPORTLAKE_GATEWAY_MAX_RPS, EXPORTLAKE_RAW_ARCHIVE, EXPORTLAKE_EXPIRY_WARNING_HOURS), with
+    # the runtime's defaults: a gzip original of each result under raw/ (audit, replay) is kept unless turned off.
     "gatewayMaxRequestsPerSecond": GATEWAY_MAX_REQUESTS_PER_SECOND,
-    # EXPORTLAKE_RAW_ARCHIVE: keep a gzip original of each result under raw/ (audit, replay).
     "rawArchive": True,
     "expiryWarningHours": DEFAULT_EXPIRY_WARNING_HOURS,
     # Export type → "snapshot" | "delta"; types not named keep the registry's default (see docs/analytics.md).
@@ -294,7 +300,7 @@ class _Reader:
             result_semantics=self.result_semantics(),
             gateway_max_rps=self.number("gatewayMaxRequestsPerSecond", 0, MAX_GATEWAY_RPS),
             # The same bounds as the runtime's EXPORTLAKE_EXPIRY_WARNING_HOURS.
-            expiry_warning_hours=self.integer("expiryWarningHours", 1, 24 * 30),
+            expiry_warning_hours=self.integer("expiryWarningHours", 1, MAX_EXPIRY_WARNING_HOURS),
             upgrade_from_glue_tables=self.boolean("upgradeFromGlueTables"),
             raw_archive=self.boolean("rawArchive"),
         )

@@ -32,6 +32,7 @@ DEFAULT_DOWNLOAD_HOSTS = "*.digitaloceanspaces.com"
 #: Optional variables (with defaults; the stack sets them from cdk.json, a local run may leave them unset).
 OPTIONAL_VARS: tuple[str, ...] = ("EXPORTLAKE_EXPIRY_WARNING_HOURS", "EXPORTLAKE_GATEWAY_MAX_RPS")
 DEFAULT_EXPIRY_WARNING_HOURS = 24
+MAX_EXPIRY_WARNING_HOURS = 24 * 30
 #: Highest ``EXPORTLAKE_GATEWAY_MAX_RPS`` accepted (``0`` turns the bound off).
 MAX_GATEWAY_RPS = 1000.0
 
@@ -99,8 +100,11 @@ class Settings:
             )
         raw_hours = env.get("EXPORTLAKE_EXPIRY_WARNING_HOURS", "").strip() or str(DEFAULT_EXPIRY_WARNING_HOURS)
         hours = int(raw_hours) if raw_hours.isdigit() else 0
-        if not 1 <= hours <= 24 * 30:
-            problems.append(f"EXPORTLAKE_EXPIRY_WARNING_HOURS={raw_hours!r} is not valid (whole hours, 1 to 720)")
+        if not 1 <= hours <= MAX_EXPIRY_WARNING_HOURS:
+            problems.append(
+                f"EXPORTLAKE_EXPIRY_WARNING_HOURS={raw_hours!r} is not valid "
+                f"(whole hours, 1 to {MAX_EXPIRY_WARNING_HOURS})"
+            )
         raw_rps = env.get("EXPORTLAKE_GATEWAY_MAX_RPS", "").strip() or str(GATEWAY_MAX_REQUESTS_PER_SECOND)
         try:
             rps = float(raw_rps)
