@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from exportlake.adapters.catalog import PARQUET_SERDE, GlueCatalog
 from exportlake.domain.errors import ValidationError
@@ -61,30 +64,28 @@ def test_unsafe_names_never_reach_glue(catalog: GlueCatalog) -> None:
         catalog.create_table("ok_table", ["bad-column"])
 
 
+class RacingGlue:
+    """Glue where another copier adds ``field`` to win_info between our read and our write, once."""
+
+    def __init__(self, catalog: GlueCatalog, field: str) -> None:
+        self.glue = boto3.client("glue")
+        self.database = catalog.database
+        self.field = field
+        self.raced = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.glue, name)
+
+    def update_table(self, **kwargs: Any) -> Any:
+        if not self.raced:
+            self.raced = True
+            GlueCatalog(self.glue, self.database, "exportlake-local").add_columns("win_info", [self.field])
+            raise ClientError({"Error": {"Code": "ConcurrentModificationException"}}, "UpdateTable")
+        return self.glue.update_table(**kwargs)
+
+
 def test_add_columns_retries_when_the_table_changed_meanwhile(catalog: GlueCatalog) -> None:
-    from typing import Any
-
-    from botocore.exceptions import ClientError
-
-    glue = boto3.client("glue")
-
-    class RacingGlue:
-        """Another copier adds a column between our read and our write, once."""
-
-        def __init__(self) -> None:
-            self.raced = False
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(glue, name)
-
-        def update_table(self, **kwargs: Any) -> Any:
-            if not self.raced:
-                self.raced = True
-                GlueCatalog(glue, catalog.database, "exportlake-local").add_columns("win_info", ["other_field"])
-                raise ClientError({"Error": {"Code": "ConcurrentModificationException"}}, "UpdateTable")
-            return glue.update_table(**kwargs)
-
-    racing = GlueCatalog(RacingGlue(), catalog.database, "exportlake-local")
+    racing = GlueCatalog(RacingGlue(catalog, "other_field"), catalog.database, "exportlake-local")
     merged = racing.add_columns("win_info", ["campaign_code"])
     assert merged[-2:] == ["other_field", "campaign_code"]
     assert catalog.columns("win_info")[-2:] == ["other_field", "campaign_code"]  # type: ignore[index]
@@ -98,30 +99,8 @@ def test_provision_again_keeps_the_columns_the_runtime_added(catalog: GlueCatalo
 
 
 def test_ensure_table_merges_again_when_a_copier_added_a_column_meanwhile(catalog: GlueCatalog) -> None:
-    from typing import Any
-
-    from botocore.exceptions import ClientError
-
-    glue = boto3.client("glue")
-
-    class RacingGlue:
-        """A copier adds a column between the merge's read and its write, once."""
-
-        def __init__(self) -> None:
-            self.raced = False
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(glue, name)
-
-        def update_table(self, **kwargs: Any) -> Any:
-            if not self.raced:
-                self.raced = True
-                GlueCatalog(glue, catalog.database, "exportlake-local").add_columns("win_info", ["copier_field"])
-                raise ClientError({"Error": {"Code": "ConcurrentModificationException"}}, "UpdateTable")
-            return glue.update_table(**kwargs)
-
     declared = [*EXPORT_TYPES["win_info"].columns, "campaign_code"]
-    racing = GlueCatalog(RacingGlue(), catalog.database, "exportlake-local")
+    racing = GlueCatalog(RacingGlue(catalog, "copier_field"), catalog.database, "exportlake-local")
     sync = racing.ensure_table("win_info", declared, EXPORT_TYPES["win_info"].description)
     assert (sync.action, sync.undeclared) == ("updated", ("copier_field",))
     assert catalog.columns("win_info") == [*declared, "copier_field"]
