@@ -144,7 +144,7 @@ def run_profile(export_name: str, result_id: str) -> dict[str, Any]:
 
 def run_plan() -> dict[str, Any]:
     """One planner run (the handler, as the local runner invokes it): its wall seconds and what it planned."""
-    from exportlake.local.runner import run_planner
+    from exportlake.runner import run_planner
 
     started = time.perf_counter()
     planned = run_planner()

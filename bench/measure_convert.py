@@ -14,8 +14,8 @@ import tempfile
 import time
 from collections.abc import Iterator
 
-from exportlake.adapters.jsonrecords import RecordStream
-from exportlake.adapters.parquetsink import write_parquet
+from exportlake.convert.parquet import write_parquet
+from exportlake.convert.records import RecordStream
 
 _ALNUM = string.ascii_lowercase + string.digits
 

@@ -1,6 +1,6 @@
 """Export documents shaped like real ones: a random id per record, as the gateway's exports have.
 
-The sample data of ``exportlake.local.sampledata`` draws ids from small pools (2,000 users, 40 stacks), which makes
+The sample data of ``exportlake.emulator.sampledata`` draws ids from small pools (2,000 users, 40 stacks), which makes
 Parquet dictionaries and the raw gzip archive far cheaper than on real exports (63 MB of Parquet for 5M win_info
 records, against ~150 MB with a random 25-character ``userid`` per record). The bench measures on this shape:
 

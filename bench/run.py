@@ -93,7 +93,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--data",
         choices=("realistic", "sample"),
         default="realistic",
-        help="realistic: a random id per record (bench.realdata; win_info); sample: exportlake.local.sampledata",
+        help="realistic: a random id per record (bench.realdata; win_info); sample: exportlake.emulator.sampledata",
     )
     p.add_argument("--repeat", type=int, default=None, help="runs of exportlake sync and the floor per file (3)")
     p.add_argument("--dlt-repeat", type=int, default=None, help="runs of dlt per file, at most --repeat (--full: 1)")
@@ -160,7 +160,7 @@ def export_file(shape: str, n: int, data: str = "realistic") -> Path:
             took = time.perf_counter() - started
             print(f"  generated {path.name}: {path.stat().st_size / MB:.0f} MB in {took:.0f} s", flush=True)
         return path
-    from exportlake.local.sampledata import iter_document_bytes
+    from exportlake.emulator.sampledata import iter_document_bytes
 
     path = BENCH_DIR / f"{shape}-{label(n)}-s{SEED}.json"
     if path.exists():
@@ -313,7 +313,7 @@ class MotoProcess:
     """``moto_server`` in its own process on a free loopback port."""
 
     def __init__(self) -> None:
-        from exportlake.local.aws import free_port
+        from exportlake.emulator.provision import free_port
 
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
@@ -350,7 +350,7 @@ class MotoProcess:
 
 def aws_env(moto: MotoProcess, server: BenchServer) -> dict[str, str]:
     """The exportlake settings for the benchmark (moto + the local gateway)."""
-    from exportlake.local.aws import LOCAL_ACCOUNT, LOCAL_REGION, demo_env
+    from exportlake.emulator.provision import LOCAL_ACCOUNT, LOCAL_REGION, demo_env
 
     return demo_env(moto.endpoint, server.base_url, LOCAL_REGION, LOCAL_ACCOUNT)
 
@@ -359,7 +359,7 @@ def provision_aws(env: dict[str, str]) -> Callable[[str], Any]:
     """Create every resource the copier needs plus the API secret; return a ``service -> client`` factory."""
     import boto3
 
-    from exportlake.local.aws import provision
+    from exportlake.emulator.provision import provision
     from exportlake.settings import Settings
 
     session = boto3.session.Session(
@@ -747,7 +747,7 @@ def import_time(repeats: int = 5) -> dict[str, float]:
         return statistics.median(walls)
 
     bare = median_of("pass")
-    copier = median_of("import exportlake.handlers.copier, exportlake.adapters.stream")
+    copier = median_of("import exportlake.handlers.copier, exportlake.convert.stream")
     handler = median_of("import exportlake.handlers.copier")
     return {"python_pass_s": bare, "import_copier_s": copier - bare, "import_handler_s": handler - bare}
 

@@ -35,9 +35,9 @@ ARCHITECTURE = lambda_.Architecture.ARM_64
 #: pyarrow publishes only manylinux_2_28 wheels for aarch64, the others may publish only manylinux2014: name both.
 PLATFORMS = ("manylinux_2_28_aarch64", "manylinux2014_aarch64")
 
-#: Paths inside the package that the Lambda functions never import (the CLI, its exit helper, the local mode and
-#: the DuckDB lake query, which only ``exportlake query`` uses).
-EXCLUDED_PACKAGE_PATHS = ("local", "cli.py", "fastexit.py", "adapters/lakequery.py")
+#: Paths inside the package that the Lambda functions never import: the CLI and its exit helper, the emulator, the
+#: in-process runner that plays the Lambda service, and the query engines (DuckDB, Athena) of ``exportlake query``.
+EXCLUDED_PACKAGE_PATHS = ("cli", "emulator", "query", "runner.py", "fastexit.py")
 _EXCLUDED_NAMES = ("__pycache__", ".pytest_cache", ".mypy_cache")
 _EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 #: Parts of the installed dependencies the runtime never loads (tests, C headers, Cython sources, scripts).

@@ -9,7 +9,7 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
-from exportlake.adapters import permissions
+from exportlake import iam as permissions
 from infra.stack import ExportLakeStack
 
 XRAY_REASON = (

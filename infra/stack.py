@@ -1,6 +1,6 @@
 """The one exportlake stack: lake, catalog, ledger, secret, queue, functions, schedule and alerts wired together.
 
-The functions' IAM grants are made here, in one place, from ``exportlake.adapters.permissions``.
+The functions' IAM grants are made here, in one place, from ``exportlake.iam``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from exportlake.adapters import permissions
+from exportlake import iam as permissions
 from infra import bundling
 from infra.config import Config
 from infra.constructs.alerts import Alerts

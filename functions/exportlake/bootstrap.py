@@ -154,7 +154,7 @@ def job_queue() -> SqsJobQueue:
 
 def build_copy_service(metrics: Metrics) -> CopyService:
     """The copy service (its stream adapter imported here so the planner never loads pyarrow: a faster start)."""
-    from exportlake.adapters.stream import StreamConverter
+    from exportlake.convert.stream import StreamConverter
     from exportlake.domain.copying import LEASE_SECONDS, CopyService
 
     _lean_allocators()

@@ -28,7 +28,7 @@ def is_console_script(argv: Sequence[str] | None) -> bool:
     main = sys.modules.get("__main__")
     spec = getattr(main, "__spec__", None)
     return os.path.basename(sys.argv[0] if sys.argv else "") == "exportlake" or (
-        spec is not None and spec.name == "exportlake.cli"
+        spec is not None and spec.name in ("exportlake.cli", "exportlake.cli.__main__")
     )
 
 

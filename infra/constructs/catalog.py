@@ -1,7 +1,7 @@
 """The Glue database with one table and its typed/latest views per export type; the Athena workgroup and queries.
 
 Tables, views and saved queries all come from the schema registry (``exportlake.domain.schemas``) and the one SQL
-text (``exportlake.domain.queries``) the local engine and the tests run, so what is deployed is what is tested.
+text (``exportlake.domain.views``) the local engine and the tests run, so what is deployed is what is tested.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from exportlake.adapters.catalog import declared_fingerprint
-from exportlake.domain import queries
+from exportlake.domain import views as queries
 from exportlake.domain.schemas import (
     ATHENA_RESULTS_PREFIX,
     EXPORT_TYPES,

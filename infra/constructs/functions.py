@@ -1,7 +1,7 @@
 """The Lambda functions: the planner (lists new results, queues copy jobs), the copier (one job each) and, at
 deploy time, the raw tables' custom resource handler (``exportlake.handlers.tables``).
 
-Each gets its own role and log group; the stack grants each role exactly what ``exportlake.adapters.permissions``
+Each gets its own role and log group; the stack grants each role exactly what ``exportlake.iam``
 lists for it.
 """
 

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 from exportlake.adapters.catalog import PARQUET_SERDE, GlueCatalog
 from exportlake.domain.errors import ValidationError
 from exportlake.domain.schemas import EXPORT_TYPES, PARTITION_KEYS
-from exportlake.local.aws import provision
+from exportlake.emulator.provision import provision
 from tests.helpers import local_settings
 
 

@@ -8,9 +8,10 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from exportlake.adapters.gateway import Credentials, DownloadGuard, HttpGateway, TokenCache, new_session, retry_policy
+from exportlake.adapters.download import DownloadGuard
+from exportlake.adapters.gateway import Credentials, HttpGateway, TokenCache, new_session, retry_policy
 from exportlake.domain.errors import AuthError, DownloadExpired, DownloadRefused, TransientError, ValidationError
-from exportlake.local.simulator import GatewaySimulator
+from exportlake.emulator.server import GatewaySimulator
 
 
 @pytest.fixture
@@ -261,7 +262,7 @@ def test_a_body_cut_short_without_content_length_is_transient() -> None:
     import http.server
     import threading
 
-    from exportlake.adapters.jsonrecords import RecordStream
+    from exportlake.convert.records import RecordStream
 
     body = b'{"win_info": [{"userid": "a", "stackid": "b"}, {"userid": "c", "sta'
 

@@ -14,7 +14,7 @@ import pytest
 from exportlake.adapters.ledger import DynamoLedger
 from exportlake.domain.errors import LeaseLost
 from exportlake.domain.models import CopyJob, ResultRef, ResultState
-from exportlake.local.aws import provision
+from exportlake.emulator.provision import provision
 from tests.fakes import InMemoryLedger
 from tests.helpers import local_settings
 

@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
 
-from exportlake.adapters.parquetsink import write_parquet
-from exportlake.adapters.rawarchive import gzip_writer
 from exportlake.adapters.s3sink import MIN_PART_SIZE, MultipartSink
+from exportlake.convert.parquet import write_parquet
+from exportlake.convert.rawarchive import gzip_writer
 
 BUCKET = "lake"
 

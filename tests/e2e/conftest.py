@@ -13,8 +13,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from exportlake.local.aws import LOCAL_ACCOUNT, LOCAL_REGION, MotoServer, demo_env
-from exportlake.local.simulator import GatewaySimulator
+from exportlake.emulator.provision import LOCAL_ACCOUNT, LOCAL_REGION, MotoServer, demo_env
+from exportlake.emulator.server import GatewaySimulator
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from exportlake.domain.schemas import EXPORT_TYPES, ResultSemantics
-from exportlake.local.simulator import GatewaySimulator
+from exportlake.emulator.server import GatewaySimulator
 from tests.e2e.conftest import ROOT, Stack
 from tests.local.test_views_and_queries import py_value
 

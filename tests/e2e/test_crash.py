@@ -29,8 +29,8 @@ import boto3
 import pyarrow.parquet as pq
 import pytest
 
-from exportlake.local.aws import LOCAL_ACCOUNT, LOCAL_REGION, MotoServer, demo_env
-from exportlake.local.simulator import GatewaySimulator
+from exportlake.emulator.provision import LOCAL_ACCOUNT, LOCAL_REGION, MotoServer, demo_env
+from exportlake.emulator.server import GatewaySimulator
 
 ROOT = Path(__file__).resolve().parents[2]
 ROUNDS = int(os.environ.get("EXPORTLAKE_SOAK_ROUNDS", "3"))

@@ -14,7 +14,7 @@ from tests.e2e.conftest import Stack
 # The child reports VmHWM (its own peak RSS since exec): ru_maxrss would carry the forking parent's peak over.
 CHILD = (
     "import sys\n"
-    "from exportlake.cli import main\n"
+    "from exportlake.cli.main import main\n"
     "rc = main(['sync', '--export', 'win-info'])\n"
     "hwm = next(ln for ln in open('/proc/self/status') if ln.startswith('VmHWM'))\n"
     "print('PEAK_KB', hwm.split()[1])\n"

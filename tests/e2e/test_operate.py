@@ -20,9 +20,9 @@ from typing import Any
 import boto3
 import pytest
 
-from exportlake.cli import build_parser
-from exportlake.local.aws import LOCAL_ACCOUNT, LOCAL_REGION, MotoServer, demo_env
-from exportlake.local.simulator import GatewaySimulator
+from exportlake.cli.main import build_parser
+from exportlake.emulator.provision import LOCAL_ACCOUNT, LOCAL_REGION, MotoServer, demo_env
+from exportlake.emulator.server import GatewaySimulator
 from tests.e2e.conftest import ROOT, Stack
 
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from exportlake.cli import build_parser
-from exportlake.local.aws import free_port
+from exportlake.cli.main import build_parser
+from exportlake.emulator.provision import free_port
 from infra.config import ALLOW_EXAMPLE_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -168,7 +168,7 @@ def _check_exportlake(text: str, words: list[str]) -> None:
             assert done.code == 0 and "--help" in words, text  # --help prints and exits 0
             return
         if words[1] == "simulator":  # its own options go through to its own parser
-            from exportlake.local.simulator import build_parser as simulator_parser
+            from exportlake.emulator.server import build_parser as simulator_parser
 
             simulator_parser().parse_args(args.rest)
         return
@@ -176,7 +176,7 @@ def _check_exportlake(text: str, words: list[str]) -> None:
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     command = sub.choices[words[1]]
     if words[1] == "simulator":
-        from exportlake.local.simulator import build_parser as simulator_parser
+        from exportlake.emulator.server import build_parser as simulator_parser
 
         command = simulator_parser()
     known = {o for action in command._actions for o in action.option_strings}

@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from exportlake import bootstrap
-from exportlake.local.aws import provision
-from exportlake.local.runner import SyncReport, sync
-from exportlake.local.simulator import GatewaySimulator
+from exportlake.emulator.provision import provision
+from exportlake.emulator.server import GatewaySimulator
+from exportlake.runner import SyncReport, sync
 from exportlake.settings import Settings
 from tests.helpers import local_settings
 

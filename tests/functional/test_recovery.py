@@ -10,7 +10,7 @@ from exportlake import bootstrap
 from exportlake.adapters.catalog import GlueCatalog
 from exportlake.adapters.ledger import DynamoLedger
 from exportlake.domain.models import ResultState
-from exportlake.local.simulator import GatewaySimulator
+from exportlake.emulator.server import GatewaySimulator
 from tests.functional.conftest import Lake, start_lake
 
 
@@ -158,7 +158,7 @@ def test_a_duplicate_job_of_a_copied_result_says_nothing(lake: Lake) -> None:
 
     job = CopyJob.for_result(ResultRef(parse_timestamp(ref.created_at), export_name, rid))
     bootstrap.client("sqs").send_message(QueueUrl=lake.settings.queue_url, MessageBody=job.to_json())
-    from exportlake.local.runner import drain_queue
+    from exportlake.runner import drain_queue
 
     invocations, _, _ = drain_queue()
     assert invocations == 1

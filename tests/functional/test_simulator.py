@@ -19,8 +19,8 @@ import pytest
 import requests
 
 from exportlake.domain.schemas import EXPORT_TYPES
-from exportlake.local import sampledata
-from exportlake.local.simulator import GatewaySimulator, system_name_of
+from exportlake.emulator import sampledata
+from exportlake.emulator.server import GatewaySimulator, system_name_of
 
 EXPORTS = "/api/1/data-exporter/automated"
 TOKEN = "/api/1/oauth2/access_token"
@@ -468,7 +468,7 @@ def test_streaming_download_memory_is_bounded(sim: GatewaySimulator, http: reque
 
 def test_main_serves_until_interrupted() -> None:
     env = {**os.environ, "PYTHONPATH": str(FUNCTIONS)}
-    args = [sys.executable, "-m", "exportlake.local.simulator", "--port", "0", "--download-port", "0", "--records", "5"]
+    args = [sys.executable, "-m", "exportlake.emulator.server", "--port", "0", "--download-port", "0", "--records", "5"]
     process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True)  # noqa: S603 - our own module
     try:
         assert process.stdout is not None

@@ -20,13 +20,22 @@ def test_pip_targets_the_lambda_platform() -> None:
 
 def make_package(root: Path) -> Path:
     pkg = root / "exportlake"
-    for rel in ("__init__.py", "settings.py", "cli.py", "handlers/planner.py", "local/sim.py", "__pycache__/x.pyc"):
+    for rel in (
+        "__init__.py",
+        "settings.py",
+        "cli/main.py",
+        "handlers/planner.py",
+        "emulator/server.py",
+        "query/lake.py",
+        "runner.py",
+        "__pycache__/x.pyc",
+    ):
         (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
         (pkg / rel).write_text(f"# {rel}\n")
     return root
 
 
-def test_asset_excludes_cli_local_and_caches(tmp_path: Path) -> None:
+def test_asset_excludes_cli_emulator_query_and_caches(tmp_path: Path) -> None:
     root = make_package(tmp_path)
     files = {p.as_posix() for p in bundling.runtime_files(root)}
     assert files == {"exportlake/__init__.py", "exportlake/settings.py", "exportlake/handlers/planner.py"}
@@ -37,7 +46,7 @@ def test_asset_hash_follows_shipped_code_and_pins(tmp_path: Path) -> None:
     req = tmp_path / "requirements.txt"
     req.write_text("pyarrow==1\n")
     first = bundling.asset_hash(root, req)
-    (root / "exportlake" / "cli.py").write_text("# changed, not shipped\n")
+    (root / "exportlake" / "cli" / "main.py").write_text("# changed, not shipped\n")
     assert bundling.asset_hash(root, req) == first
     (root / "exportlake" / "settings.py").write_text("# changed\n")
     second = bundling.asset_hash(root, req)
@@ -50,12 +59,13 @@ def test_real_runtime_package_is_shipped() -> None:
     files = {p.as_posix() for p in bundling.runtime_files()}
     assert "exportlake/settings.py" in files
     assert "exportlake/domain/schemas.py" in files
-    assert not any(f.startswith("exportlake/local/") or f == "exportlake/cli.py" for f in files)
+    assert not any(f.startswith(("exportlake/cli/", "exportlake/emulator/", "exportlake/query/")) for f in files)
+    assert "exportlake/runner.py" not in files and "exportlake/handlers/copier.py" in files
 
 
 def test_cli_only_modules_stay_out_of_the_asset(tmp_path: Path) -> None:
     pkg = tmp_path / "exportlake"
-    for rel in ("__init__.py", "fastexit.py", "adapters/lakequery.py", "adapters/gateway.py", "handlers/copier.py"):
+    for rel in ("__init__.py", "fastexit.py", "query/lake.py", "adapters/gateway.py", "handlers/copier.py"):
         (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
         (pkg / rel).write_text(f"# {rel}\n")
     files = {p.as_posix() for p in bundling.runtime_files(tmp_path)}
@@ -109,8 +119,8 @@ import pyarrow as pa, pyarrow.parquet as pq
 assert pa.__file__.startswith(sys.argv[1]), pa.__file__
 import exportlake.handlers.copier  # the Lambda entry point imports
 from exportlake import bootstrap
-from exportlake.adapters.jsonrecords import RecordStream
-from exportlake.adapters.parquetsink import write_parquet
+from exportlake.convert.records import RecordStream
+from exportlake.convert.parquet import write_parquet
 bootstrap._lean_allocators()
 out = {}
 class Sink(io.BytesIO):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from exportlake.adapters import permissions
+from exportlake import iam as permissions
 from exportlake.adapters.catalog import declared_fingerprint
 from exportlake.domain.schemas import EXPORT_TYPES
 from exportlake.domain.tableresource import RESOURCE_TYPE, RemovalPolicy, TableDeclaration

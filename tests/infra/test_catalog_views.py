@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from exportlake.adapters.catalog import table_input
-from exportlake.domain import queries
+from exportlake.domain import views as queries
 from exportlake.domain.schemas import EXPORT_TYPES, ResultSemantics
 from exportlake.domain.tablemerge import fingerprint
 from exportlake.domain.tableresource import RESOURCE_TYPE
-from exportlake.local.lakequery import LakeQuery
+from exportlake.query.lake import LakeQuery
 from infra.config import Config, ConfigError
 
 from .conftest import Synthesized, synthesize

@@ -3,7 +3,7 @@
 The adapters get their boto3 clients in the constructor (``dynamodb_client``, ``s3_client``…) and keep them on
 ``self``; this reads each class of the Lambda runtime with ``ast``, collects the API calls made on those attributes
 (paginators included, helper methods followed), maps them to IAM actions and checks them against
-``exportlake.adapters.permissions``. No CDK, no network: botocore's service models only name the operations.
+``exportlake.iam``. No CDK, no network: botocore's service models only name the operations.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 import pytest
 
-from exportlake.adapters import permissions
+from exportlake import iam as permissions
 from infra.bundling import EXCLUDED_PACKAGE_PATHS, FUNCTIONS_DIR, PACKAGE
 
 #: Client parameter names whose service is not the name's stem.

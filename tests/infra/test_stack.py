@@ -8,7 +8,7 @@ from typing import Any
 
 from aws_cdk.assertions import Match, Template
 
-from exportlake.adapters import permissions
+from exportlake import iam as permissions
 from exportlake.domain import metricnames
 from exportlake.domain.limits import VISIBILITY_TIMEOUT_SECONDS
 from exportlake.domain.schemas import ATHENA_RESULTS_PREFIX, EXPORT_TYPES, RAW_PREFIX
@@ -384,7 +384,7 @@ def statements_by_sid(resources: Resources, handler: str) -> dict[str | None, di
 
 
 def test_each_role_holds_exactly_the_permissions_list(resources: Resources) -> None:
-    """Both roles: the actions are exactly those of exportlake.adapters.permissions (code + Lambda service)."""
+    """Both roles: the actions are exactly those of exportlake.iam (code + Lambda service)."""
     for name, handler in ((permissions.PLANNER, PLANNER_HANDLER), (permissions.COPIER, COPIER_HANDLER)):
         _, fn = function(resources, handler)
         actions = actions_of(role_statements(resources, fn["Properties"]))

@@ -10,10 +10,11 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from exportlake import cli
+from exportlake import bootstrap
+from exportlake.cli import main as cli
+from exportlake.cli.output import render
 from exportlake.domain.errors import ExportlakeError
-from exportlake.local.athena import MIN_BILLED_BYTES, AthenaQuery, cost_estimate_usd, stack_outputs
-from exportlake.local.output import render
+from exportlake.query.athena import MIN_BILLED_BYTES, AthenaQuery, cost_estimate_usd, stack_outputs
 
 QID = "11111111-2222-3333-4444-555555555555"
 SQL = 'SELECT game_type, wins FROM "exportlake"."win_info_typed"'
@@ -176,8 +177,8 @@ def test_cli_athena_mode_reads_the_stack_outputs_and_honours_the_workgroup(
     client = athena()
     cfn = boto3.client("cloudformation", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
     clients = {"athena": client, "cloudformation": cfn}
-    monkeypatch.setattr(cli.bootstrap, "client", lambda service: clients[service])
-    monkeypatch.setattr("exportlake.local.athena.time.sleep", lambda _s: None)
+    monkeypatch.setattr(bootstrap, "client", lambda service: clients[service])
+    monkeypatch.setattr("exportlake.query.athena.time.sleep", lambda _s: None)
     with Stubber(client) as stub, Stubber(cfn) as cfn_stub:
         cfn_stub.add_response(
             "describe_stacks",

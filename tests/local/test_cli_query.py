@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from exportlake import cli
-from exportlake.domain import queries
+from exportlake.cli import main as cli
+from exportlake.cli import query as cli_query
+from exportlake.domain import views as queries
 from exportlake.domain.schemas import EXPORT_TYPES, PARTITION_KEYS
-from exportlake.local.lakequery import LakeQuery
+from exportlake.query.lake import LakeQuery
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ def lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LakeQuery:
     )
     for statement in queries.view_statements("exportlake").values():
         con.execute(statement)
-    monkeypatch.setattr(cli, "lake_query", lambda: engine)
+    monkeypatch.setattr(cli_query, "lake_query", lambda: engine)
     return engine
 
 

@@ -16,7 +16,7 @@ from moto import mock_aws
 
 from exportlake.domain.errors import ValidationError
 from exportlake.domain.schemas import EXPORT_TYPES, PARTITION_KEYS
-from exportlake.local.lakequery import ATHENA_MACROS, LakeQuery
+from exportlake.query.lake import ATHENA_MACROS, LakeQuery
 
 REGION = "eu-west-1"
 BUCKET = "lake-bucket"

@@ -23,11 +23,11 @@ import pytest
 from moto import mock_aws
 
 from exportlake.adapters.catalog import GlueCatalog
-from exportlake.domain import queries
+from exportlake.domain import views as queries
 from exportlake.domain.naming import part_key, partition_prefix, partition_values
 from exportlake.domain.schemas import EXPORT_TYPES, ResultSemantics, ValueKind
-from exportlake.local import sampledata
-from exportlake.local.lakequery import LakeQuery
+from exportlake.emulator import sampledata
+from exportlake.query.lake import LakeQuery
 
 REGION = "eu-west-1"
 BUCKET = "lake-bucket"

@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from exportlake.adapters.stream import StreamConverter
+from exportlake.convert.stream import StreamConverter
 from exportlake.domain.copying import CopyService
 from exportlake.domain.errors import HeldElsewhere, LeaseLost
 from exportlake.domain.lease import Lease

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exportlake.adapters.jsonrecords import DEFAULT_BATCH_BYTES, DocumentTruncated, RecordStream
+from exportlake.convert.records import DEFAULT_BATCH_BYTES, DocumentTruncated, RecordStream
 from exportlake.domain.errors import DocumentError
 
 #: What an invalid document raises: DocumentError, or DocumentTruncated (transient) when the input ends early.

@@ -99,7 +99,7 @@ def test_slow_exit_opt_out(tmp_path: Path) -> None:
 
 
 def test_main_as_the_console_script_asks_for_the_fast_exit(monkeypatch: pytest.MonkeyPatch) -> None:
-    from exportlake import cli
+    from exportlake.cli import main as cli
 
     seen: list[object] = []
     monkeypatch.setattr(cli, "exit_now", lambda code, argv=None: seen.append(argv) or code)
@@ -129,13 +129,13 @@ def test_the_console_script_imports_without_the_cyclic_collector_and_main_turns_
     script = tmp_path / "exportlake"  # named like the console script
     script.write_text(
         "import gc\n"
-        "import exportlake.cli\n"
+        "import exportlake.cli.main\n"
         "print(gc.isenabled())\n"
-        "exportlake.cli.resume_gc()\n"
+        "exportlake.cli.main.resume_gc()\n"
         "print(gc.isenabled(), gc.get_freeze_count() > 1000)\n"
     )
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=REPO, check=True)  # noqa: S603
     assert out.stdout.split() == ["False", "True", "True"]
-    code = "import gc, exportlake.cli; print(gc.isenabled())"  # any other program: untouched
+    code = "import gc, exportlake.cli.main; print(gc.isenabled())"  # any other program: untouched
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)  # noqa: S603
     assert out.stdout.strip() == "True"

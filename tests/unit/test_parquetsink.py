@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from exportlake.adapters.jsonrecords import RecordStream
-from exportlake.adapters.parquetsink import PartInfo, write_parquet
+from exportlake.convert.parquet import PartInfo, write_parquet
+from exportlake.convert.records import RecordStream
 
 
 class Sink(io.BytesIO):

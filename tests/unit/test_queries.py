@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from exportlake.domain import queries
+from exportlake.domain import views as queries
 from exportlake.domain.schemas import EXPORT_TYPES, PARTITION_KEYS, ResultSemantics, ValueKind
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "analytics.md"

@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from exportlake.adapters.rawarchive import gzip_writer, tee
+from exportlake.convert.rawarchive import gzip_writer, tee
 
 
 class KeepOpen(io.BytesIO):

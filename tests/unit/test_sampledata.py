@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exportlake.domain.schemas import EXPORT_TYPES
-from exportlake.local import sampledata
+from exportlake.emulator import sampledata
 
 ID = re.compile(r"^[a-z0-9]{25}$")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{3})?$")

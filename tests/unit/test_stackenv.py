@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from exportlake.cli import stackenv
 from exportlake.domain.errors import ConfigError
-from exportlake.local import stackenv
 from exportlake.settings import ENV_VARS, Settings
 
 DEPLOYED = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exportlake.local.runner import EXIT_HELD, SyncReport
+from exportlake.runner import EXIT_HELD, SyncReport
 
 
 def test_zero_only_when_nothing_is_left() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import logging
 import threading
@@ -11,12 +10,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote, urljoin
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from exportlake.adapters.download import DownloadGuard
 from exportlake.domain.errors import (
     AuthError,
     DownloadExpired,
@@ -29,7 +29,6 @@ from exportlake.domain.limits import GATEWAY_MAX_REQUESTS_PER_SECOND, GATEWAY_MA
 from exportlake.domain.models import Export, ResultRef
 from exportlake.domain.naming import validate_export_name, validate_result_id
 from exportlake.domain.ports import OnInvalid
-from exportlake.settings import is_loopback
 
 log = logging.getLogger(__name__)
 # urllib3 logs each retry with the request URL; for a download that is the pre-signed URL and its signature.
@@ -210,35 +209,6 @@ class TokenCache:
         with self._lock:
             if self._token == token:
                 self._token = None
-
-
-class DownloadGuard:
-    """The allowlist for download URLs: https (http only on loopback) and a host matching a pattern."""
-
-    def __init__(self, host_patterns: Sequence[str]):
-        self._patterns = tuple(p.lower() for p in host_patterns)
-
-    def check(self, url: str) -> str:
-        """Return ``url`` if allowed, else raise ``DownloadRefused`` (before anything is sent)."""
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-        if not host:
-            raise DownloadRefused("download URL has no host")
-        if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(host)):
-            raise DownloadRefused(f"download URL scheme {parts.scheme!r} refused for host {host!r}")
-        if parts.username or parts.password:
-            raise DownloadRefused("download URL carries credentials")
-        if not any(self._match(host, p) for p in self._patterns):
-            raise DownloadRefused(f"download host {host!r} is not in EXPORTLAKE_DOWNLOAD_HOSTS")
-        return url
-
-    @staticmethod
-    def _match(host: str, pattern: str) -> bool:
-        if pattern.startswith("*."):
-            # "*.example.com" covers any sub-domain; fnmatch's "*" would also match dots, which is what we want
-            # for multi-level pre-signed hosts (bucket.region.digitaloceanspaces.com).
-            return host.endswith(pattern[1:]) and fnmatch.fnmatchcase(host, pattern)
-        return host == pattern
 
 
 def _show(item: object) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -10,17 +10,10 @@ from botocore.exceptions import ClientError
 from exportlake.domain.errors import LeaseLost
 from exportlake.domain.models import CopyJob, ResultRef, ResultState
 from exportlake.domain.ports import LedgerEntry
+from exportlake.domain.timefmt import now_text, to_text, utc_now
 
 #: The partition-key prefix of the markers that make ``result.expiring`` go out once (never a valid export name).
 EXPIRING_MARK = "#expiring#"
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds")
 
 
 def _s(state: ResultState) -> dict[str, str]:
@@ -125,9 +118,9 @@ class DynamoLedger:
         item = {
             **self._key(ref.export_name, ref.result_id),
             "state": _s(ResultState.QUEUED),
-            "created_at": {"S": ref.created_at.isoformat()},
-            "expires_at": {"S": "" if ref.expires_at is None else ref.expires_at.isoformat()},
-            "updated_at": {"S": _now()},
+            "created_at": {"S": to_text(ref.created_at)},
+            "expires_at": {"S": "" if ref.expires_at is None else to_text(ref.expires_at)},
+            "updated_at": {"S": now_text()},
             "attempts": {"N": "0"},
             "enqueued": {"BOOL": False},
         }
@@ -162,15 +155,15 @@ class DynamoLedger:
             **self._key(ref.export_name, ref.result_id),
             "state": _s(ResultState.EXPIRED),
             "notified": {"BOOL": False},
-            "created_at": {"S": ref.created_at.isoformat()},
-            "expires_at": {"S": "" if ref.expires_at is None else ref.expires_at.isoformat()},
-            "updated_at": {"S": _now()},
+            "created_at": {"S": to_text(ref.created_at)},
+            "expires_at": {"S": "" if ref.expires_at is None else to_text(ref.expires_at)},
+            "updated_at": {"S": now_text()},
         }
         condition = "attribute_not_exists(result_id) OR #s IN (:q, :f)"
         values = {":q": _s(ResultState.QUEUED), ":f": _s(ResultState.FAILED)}
         # A copying entry only when no live copier holds it: its copy may still land.
         condition += " OR (#s = :c AND (attribute_not_exists(lease_until) OR lease_until < :now))"
-        values |= {":c": _s(ResultState.COPYING), ":now": {"S": now or _now()}}
+        values |= {":c": _s(ResultState.COPYING), ":now": {"S": now or now_text()}}
         return self._conditional(
             self._db.put_item, Item=item, ConditionExpression=condition, **_names_values(condition, values)
         )
@@ -181,17 +174,17 @@ class DynamoLedger:
         A result already copied or expired is returned as it is (the caller then has nothing to write).
         ``take_over`` names a holder known to be dead whose unexpired lease may be replaced.
         """
-        now = datetime.now(UTC)
+        now = utc_now()
         free = "attribute_not_exists(lease_until) OR lease_until < :now"
         values: dict[str, Any] = {
             ":copying": _s(ResultState.COPYING),
             ":copied": _s(ResultState.COPIED),
             ":expired": _s(ResultState.EXPIRED),
             ":owner": {"S": owner},
-            ":until": {"S": _iso(now + timedelta(seconds=lease_seconds))},
-            ":now": {"S": _iso(now)},
-            ":created": {"S": job.created_at.isoformat()},
-            ":expires": {"S": "" if job.expires_at is None else job.expires_at.isoformat()},
+            ":until": {"S": to_text(now + timedelta(seconds=lease_seconds))},
+            ":now": {"S": to_text(now)},
+            ":created": {"S": to_text(job.created_at)},
+            ":expires": {"S": "" if job.expires_at is None else to_text(job.expires_at)},
             ":one": {"N": "1"},
         }
         if take_over:
@@ -220,7 +213,7 @@ class DynamoLedger:
 
     def renew_lease(self, job: CopyJob, owner: str, lease_seconds: float) -> bool:
         """Extend ``owner``'s lease; False if it no longer holds it (lapsed and taken, or released)."""
-        now = datetime.now(UTC)
+        now = utc_now()
         return self._conditional(
             self._db.update_item,
             Key=self._key(job.export_name, job.result_id),
@@ -230,7 +223,7 @@ class DynamoLedger:
             ExpressionAttributeValues={
                 ":owner": {"S": owner},
                 ":copying": _s(ResultState.COPYING),
-                ":until": {"S": _iso(now + timedelta(seconds=lease_seconds))},
+                ":until": {"S": to_text(now + timedelta(seconds=lease_seconds))},
             },
         )
 
@@ -260,7 +253,7 @@ class DynamoLedger:
                 ":table": {"S": table},
                 ":loc": {"S": location},
                 ":false": {"BOOL": False},
-                ":now": {"S": _now()},
+                ":now": {"S": now_text()},
                 ":owner": {"S": owner},
             },
         )
@@ -286,13 +279,13 @@ class DynamoLedger:
         A short lease, not a flag: two senders never both publish, and if the one holding it dies before
         publishing, a retry after the lease (or at once, for a provably dead ``take_over``) may.
         """
-        now = datetime.now(UTC)
+        now = utc_now()
         free = "attribute_not_exists(notify_until) OR notify_until < :now"
         values: dict[str, Any] = {
             ":state": _s(state),
             ":false": {"BOOL": False},
-            ":until": {"S": _iso(now + timedelta(seconds=lease_seconds))},
-            ":now": {"S": _iso(now)},
+            ":until": {"S": to_text(now + timedelta(seconds=lease_seconds))},
+            ":now": {"S": to_text(now)},
             ":owner": {"S": owner or "-"},
         }
         if take_over:
@@ -333,7 +326,7 @@ class DynamoLedger:
         try:
             self._db.put_item(
                 TableName=self._table,
-                Item={**self._key(EXPIRING_MARK + export_name, result_id), "at": {"S": _now()}},
+                Item={**self._key(EXPIRING_MARK + export_name, result_id), "at": {"S": now_text()}},
                 ConditionExpression="attribute_not_exists(result_id)",
             )
         except ClientError as exc:
@@ -353,7 +346,7 @@ class DynamoLedger:
             Key=self._key(job.export_name, job.result_id),
             UpdateExpression="SET last_error = :e, updated_at = :now REMOVE lease_until, lease_owner",
             ConditionExpression="lease_owner = :owner",
-            ExpressionAttributeValues={":e": {"S": error[:1000]}, ":now": {"S": _now()}, ":owner": {"S": owner}},
+            ExpressionAttributeValues={":e": {"S": error[:1000]}, ":now": {"S": now_text()}, ":owner": {"S": owner}},
         )
 
     def mark_failed(self, job: CopyJob, error: str, *, owner: str = "") -> bool:
@@ -364,8 +357,8 @@ class DynamoLedger:
             ":copied": _s(ResultState.COPIED),
             ":expired": _s(ResultState.EXPIRED),
             ":err": {"S": error[:1000]},
-            ":now": {"S": _now()},
-            ":created": {"S": job.created_at.isoformat()},
+            ":now": {"S": now_text()},
+            ":created": {"S": to_text(job.created_at)},
             ":false": {"BOOL": False},
         }
         if owner:
@@ -390,7 +383,7 @@ class DynamoLedger:
             Item={
                 **self._key(ALERTS, key),
                 "fingerprint": {"S": fingerprint},
-                "sent_at": {"S": _now()},
+                "sent_at": {"S": now_text()},
             },
             ConditionExpression="attribute_not_exists(result_id) OR fingerprint <> :fp OR sent_at < :before",
             ExpressionAttributeValues={":fp": {"S": fingerprint}, ":before": {"S": resend_before}},

@@ -39,17 +39,13 @@ from exportlake.domain.ports import (
     Notifier,
 )
 from exportlake.domain.schemas import EXPORT_TYPES
+from exportlake.domain.timefmt import to_text
 
 log = logging.getLogger(__name__)
 
 #: The copy lease: renewed every third of it while a copy runs, so a dead copier's lapses within this.
 LEASE_SECONDS = 30.0
 DOWNLOAD_ATTEMPTS = 3
-
-
-def iso(moment: datetime) -> str:
-    """ISO 8601 to the second, as the ledger compares times."""
-    return moment.isoformat(timespec="seconds")
 
 
 class CopyService:
@@ -217,7 +213,7 @@ class CopyService:
                 ),
                 parts=conv.parts,
                 schema_diff=diff,
-                copied_at=iso(self._clock()),
+                copied_at=to_text(self._clock()),
             )
             lease.confirm()
             self._store.put(place.manifest_key, manifest.to_json(), "application/json")
@@ -309,24 +305,24 @@ class CopyService:
             return None
 
     def _expire(self, job: CopyJob, now: datetime) -> None:
-        if not self._ledger.mark_expired(job.ref, now=iso(now)):
+        if not self._ledger.mark_expired(job.ref, now=to_text(now)):
             return
         self._metrics.add(metricnames.RESULTS_EXPIRED, 1, "Count")
-        expires = "" if job.expires_at is None else job.expires_at.isoformat()
+        expires = "" if job.expires_at is None else to_text(job.expires_at)
         notices.notify_once(
             self._ledger,
             job.export_name,
             job.result_id,
             ResultState.EXPIRED,
             lambda: notices.result_expired(
-                self._notifier, job.export_name, job.result_id, job.created_at.isoformat(), expires
+                self._notifier, job.export_name, job.result_id, to_text(job.created_at), expires
             ),
         )
 
     def _dead_holder(self, job: CopyJob, now: datetime) -> str:
         """The owner of a live lease on ``job`` whose process is provably gone (may be taken over now), or ""."""
         entry = self._ledger.get(job.export_name, job.result_id)
-        if entry is not None and entry.lease_live(iso(now)) and holder_is_dead(entry.lease_owner):
+        if entry is not None and entry.lease_live(to_text(now)) and holder_is_dead(entry.lease_owner):
             return entry.lease_owner
         return ""
 
@@ -348,7 +344,7 @@ class CopyService:
                 result_id=job.result_id,
                 rows=outcome.rows,
                 size=outcome.bytes_in,
-                created_at=job.created_at.isoformat(),
+                created_at=to_text(job.created_at),
                 location=outcome.location,
                 athena_table=f"{self._catalog.database}.{outcome.table}",
                 manifest=f"s3://{self._store.bucket}/{outcome.manifest_key}",

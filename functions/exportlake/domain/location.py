@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from exportlake.domain.naming import (
     manifest_key,
@@ -13,6 +13,7 @@ from exportlake.domain.naming import (
     raw_key,
     validate_table_name,
 )
+from exportlake.domain.timefmt import day_of
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class ResultLocation:
     @classmethod
     def of(cls, table: str, export_name: str, created_at: datetime, result_id: str) -> ResultLocation:
         """The location of result ``result_id`` of ``export_name`` created at ``created_at``, in ``table``."""
-        day = created_at.astimezone(UTC).strftime("%Y-%m-%d")
+        day = day_of(created_at)
         return cls(
             table=validate_table_name(table),
             export_name=export_name,

@@ -20,6 +20,7 @@ from exportlake.domain.naming import (
     validate_export_name,
     validate_result_id,
 )
+from exportlake.domain.timefmt import to_text
 
 VERSION = 1
 
@@ -72,7 +73,7 @@ class Manifest:
             "version": self.version,
             "export_name": self.export_name,
             "result_id": self.result_id,
-            "created_at": self.created_at.isoformat(),
+            "created_at": to_text(self.created_at),
             "table": self.table,
             "columns": list(self.columns),
             "rows": self.rows,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 
 from exportlake.domain.errors import ValidationError
 from exportlake.domain.naming import parse_timestamp, validate_export_name, validate_result_id
+from exportlake.domain.timefmt import day_of, to_text
 
 
 class ResultState(StrEnum):
@@ -50,7 +51,7 @@ class ResultRef:
     @property
     def created_date(self) -> str:
         """The UTC day the result was created, the middle partition value."""
-        return self.created_at.astimezone(UTC).strftime("%Y-%m-%d")
+        return day_of(self.created_at)
 
 
 @dataclass(frozen=True)
@@ -109,8 +110,8 @@ class CopyJob:
             {
                 "export_name": self.export_name,
                 "result_id": self.result_id,
-                "created_at": self.created_at.isoformat(),
-                "expires_at": None if self.expires_at is None else self.expires_at.isoformat(),
+                "created_at": to_text(self.created_at),
+                "expires_at": None if self.expires_at is None else to_text(self.expires_at),
             },
             sort_keys=True,
         )

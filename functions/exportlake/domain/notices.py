@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from exportlake.domain.models import ResultRef, ResultState
+from exportlake.domain.timefmt import to_text
 
 if TYPE_CHECKING:
     from exportlake.domain.ports import Ledger, Notifier
@@ -129,8 +130,8 @@ def result_expiring(notifier: Notifier, ref: ResultRef, state: str, now: datetim
         {
             "export": ref.export_name,
             "result_id": ref.result_id,
-            "created_at": ref.created_at.isoformat(),
-            "expires_at": expires.isoformat(),
+            "created_at": to_text(ref.created_at),
+            "expires_at": to_text(expires),
             "hours_left": round((expires - now).total_seconds() / 3600, 1),
             "state": state,
         },

@@ -11,7 +11,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from exportlake.domain import metricnames, notices
 from exportlake.domain.errors import (
@@ -26,6 +26,7 @@ from exportlake.domain.limits import QUEUED_LOST_AFTER_SECONDS, UNSENT_AFTER_SEC
 from exportlake.domain.models import CopyJob, Export, ResultRef, ResultState
 from exportlake.domain.naming import parse_timestamp, validate_export_name
 from exportlake.domain.ports import Gateway, JobQueue, Ledger, LedgerEntry, Metrics, Notifier
+from exportlake.domain.timefmt import to_text
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +35,6 @@ RUN_MARGIN_SECONDS = 30.0
 #: A ``sync.failed`` for the same cause is repeated at most this often.
 RUN_ALERT_REPEAT = timedelta(hours=24)
 RUN_ALERT_KEY = "sync"
-
-
-def iso(moment: datetime) -> str:
-    """ISO 8601 UTC to the second (the ledger compares times as text)."""
-    return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)
@@ -53,9 +49,9 @@ class LostBounds:
     def at(cls, now: datetime) -> LostBounds:
         """The bounds in force at ``now`` (from the queue settings, see ``domain.limits``)."""
         return cls(
-            now=iso(now),
-            unsent_before=iso(now - timedelta(seconds=UNSENT_AFTER_SECONDS)),
-            queued_before=iso(now - timedelta(seconds=QUEUED_LOST_AFTER_SECONDS)),
+            now=to_text(now),
+            unsent_before=to_text(now - timedelta(seconds=UNSENT_AFTER_SECONDS)),
+            queued_before=to_text(now - timedelta(seconds=QUEUED_LOST_AFTER_SECONDS)),
         )
 
     def is_lost(self, entry: LedgerEntry) -> bool:
@@ -289,8 +285,8 @@ class Planner:
             # The conditional write makes the report happen once, however many planners run.
             if self._ledger.mark_expired(ref, now=bounds.now):
                 report.expired.append((ref.export_name, ref.result_id))
-                expires = "" if ref.expires_at is None else ref.expires_at.isoformat()
-                self._send(ref.export_name, ref.result_id, ResultState.EXPIRED, ref.created_at.isoformat(), expires)
+                expires = "" if ref.expires_at is None else to_text(ref.expires_at)
+                self._send(ref.export_name, ref.result_id, ResultState.EXPIRED, to_text(ref.created_at), expires)
         # Notifications owed from earlier runs (their publish failed after the ledger write).
         for entry in known.values():
             if entry.state in (ResultState.EXPIRED, ResultState.FAILED) and not entry.notified:
@@ -356,7 +352,7 @@ class Planner:
         cause, fix = run_failure_cause(exc)
         self._metrics.add(metricnames.RUNS_FAILED, 1, "Count")
         try:
-            resend_before = iso(now - RUN_ALERT_REPEAT)
+            resend_before = to_text(now - RUN_ALERT_REPEAT)
             if self._ledger.claim_alert(RUN_ALERT_KEY, cause, resend_before=resend_before):
                 try:
                     notices.sync_failed(self._notifier, cause, f"{type(exc).__name__}: {exc}", fix)

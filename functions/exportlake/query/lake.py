@@ -21,7 +21,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from exportlake.domain import queries
+from exportlake.domain import views as queries
 from exportlake.domain.errors import ValidationError
 
 logger = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from exportlake import bootstrap
@@ -22,8 +22,8 @@ from exportlake.domain.errors import ExportlakeError
 from exportlake.domain.lease import holder_is_dead
 from exportlake.domain.limits import MAX_RECEIVES
 from exportlake.domain.models import CopyJob, ResultState
-from exportlake.domain.planning import iso
 from exportlake.domain.ports import LedgerEntry
+from exportlake.domain.timefmt import now_text
 from exportlake.settings import queue_name
 
 MAX_ROUNDS = 10_000  # a bound on the drain loop, far above any real queue
@@ -280,7 +280,7 @@ def finish_unfinished(
     deadline = time.monotonic() + wait
     rounds = 0
     while True:
-        now = iso(datetime.now(UTC))
+        now = now_text()
         left = [e for e in _unfinished(ledger.all_entries()) if only_exports is None or e.export_name in only_exports]
         ready = [e for e in left if not _held_by_live(e, now)]
         held = [e for e in left if _held_by_live(e, now)]
@@ -308,7 +308,7 @@ def sweep_uploads() -> int:
     """Abort multipart uploads that killed runs left open, unless a live copier holds their result."""
     store = bootstrap.lake_store()
     ledger = bootstrap.ledger()
-    now = iso(datetime.now(UTC))
+    now = now_text()
     aborted = 0
     for key, upload_id in store.open_uploads():
         m = _UPLOAD_KEY.match(key)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from exportlake.cli.exitcodes import ExitCode
 from exportlake.domain.errors import AuthError, ConfigError, ExportlakeError
 
-USAGE = 2
-FAILED = 1
+USAGE, FAILED = ExitCode.USAGE, ExitCode.FAILED
 
 #: AWS error codes that mean "the resource is not there": the stack was not deployed or provisioned here.
 _MISSING = {
@@ -41,7 +41,7 @@ class Explained:
     """One line for the user and the exit code that goes with it."""
 
     message: str
-    code: int
+    code: ExitCode
 
 
 def where() -> str:
@@ -67,7 +67,7 @@ def secret_hint(secret_id: str) -> str:
 def explain(exc: BaseException) -> Explained:  # noqa: PLR0911 - one return per kind of cause
     """One line naming the cause and the fix of ``exc``; never the secret (messages never hold one)."""
     if isinstance(exc, KeyboardInterrupt):
-        return Explained("interrupted", 130)
+        return Explained("interrupted", ExitCode.INTERRUPTED)
     try:
         import botocore.exceptions as bx
     except ImportError:  # pragma: no cover - botocore is a dependency
@@ -104,7 +104,9 @@ def explain(exc: BaseException) -> Explained:  # noqa: PLR0911 - one return per 
     if module.startswith(("requests", "urllib3")):
         return Explained(f"cannot reach the gateway: {type(exc).__name__} (check EXPORTLAKE_GATEWAY_URL)", FAILED)
     text = str(exc).strip().splitlines()
-    return Explained(f"{type(exc).__name__}: {text[0] if text else 'unexpected error'} (run with -v for details)", 1)
+    return Explained(
+        f"{type(exc).__name__}: {text[0] if text else 'unexpected error'} (run with -v for details)", FAILED
+    )
 
 
 def _client_error(exc: BaseException) -> Explained:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
@@ -58,3 +59,30 @@ def render(
         raise ValueError(f"unknown output format {fmt!r} (one of {', '.join(FORMATS)})")
     for note in notes:
         err.write(note + "\n")
+
+
+def console() -> Any:
+    """A rich console: the terminal's width, or 140 columns in a pipe."""
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 140)
+
+
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Any:
+    """A rich table; None shows as ∅."""
+    from rich.table import Table
+
+    out = Table(title=title)
+    for c in columns:
+        out.add_column(str(c))
+    for row in rows:
+        out.add_row(*("∅" if v is None else str(v) for v in row))
+    return out
+
+
+def quiet_powertools(verbose: bool) -> None:
+    """Keep the handlers' JSON logs and EMF metrics off a terminal unless ``-v``."""
+    # Without -v even their errors stay quiet: the summary names every failure in one line.
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "INFO" if verbose else "CRITICAL")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "false" if verbose else "true")
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")

@@ -6,6 +6,7 @@ their footers), manifest, Glue partition (location) and ledger (rows, bytes, loc
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
 import json
@@ -14,6 +15,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC
 from typing import Any
 
+from exportlake import bootstrap
+from exportlake.cli.doctor import preflight
+from exportlake.cli.exitcodes import ExitCode, checks_exit
 from exportlake.domain.models import ResultState
 from exportlake.domain.naming import manifest_key, parse_timestamp, partition_values
 from exportlake.domain.ports import LedgerEntry
@@ -142,3 +146,25 @@ def verify(
         and (result_id is None or e.result_id == result_id)
     ]
     return [check(s3, catalog, e, bucket) for e in sorted(entries, key=lambda e: (e.export_name, e.created_at))]
+
+
+def cmd_verify(args: argparse.Namespace) -> ExitCode:
+    """Re-read landed results and check that raw, parts, manifest, partition and ledger agree."""
+    preflight(("settings", "aws", "resources"))
+    s = bootstrap.settings()
+    results = verify(
+        bootstrap.client("s3"),
+        bootstrap.catalog(),
+        bootstrap.ledger(),
+        s.bucket,
+        export=args.export,
+        result_id=args.result_id,
+    )
+    if getattr(args, "json", False):
+        print(json.dumps([r.as_dict() for r in results], indent=1))
+    else:
+        for r in results:
+            print(r.line())
+        if not results:
+            print("no copied result matches")
+    return checks_exit(bool(results) and all(r.ok for r in results))

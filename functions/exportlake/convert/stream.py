@@ -12,9 +12,9 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, cast
 
-from exportlake.adapters.jsonrecords import DEFAULT_BATCH_BYTES, RecordStream
-from exportlake.adapters.parquetsink import write_parquet
-from exportlake.adapters.rawarchive import gzip_writer, tee
+from exportlake.convert.parquet import write_parquet
+from exportlake.convert.rawarchive import gzip_writer, tee
+from exportlake.convert.records import DEFAULT_BATCH_BYTES, RecordStream
 from exportlake.domain.location import ResultLocation
 from exportlake.domain.manifest import ManifestPart
 from exportlake.domain.naming import validate_table_name

@@ -7,6 +7,7 @@ result expires. Each check returns one line; the run stops at the first failure 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -14,9 +15,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from exportlake import bootstrap
 from exportlake.adapters.secrets import PLACEHOLDER_CLIENT_ID
+from exportlake.cli.errors import explain, secret_hint, where
+from exportlake.cli.exitcodes import ExitCode, checks_exit
+from exportlake.domain.errors import ConfigError
 from exportlake.domain.models import ResultRef, ResultState
-from exportlake.local.errors import explain, secret_hint, where
 
 #: Below this much time left before an uncopied result expires, doctor fails the expiry check.
 
@@ -186,7 +190,7 @@ def check_allowlist(state: _State, clients: Callable[[str], Any]) -> str:
     """The download URL's scheme and host pass ``EXPORTLAKE_DOWNLOAD_HOSTS``."""
     from urllib.parse import urlsplit
 
-    from exportlake.adapters.gateway import DownloadGuard
+    from exportlake.adapters.download import DownloadGuard
     from exportlake.domain.errors import DownloadRefused
 
     host = (urlsplit(state.url).hostname or "").lower()
@@ -296,3 +300,24 @@ def run(clients: Callable[[str], Any], only: tuple[str, ...] = ()) -> Iterator[C
 def as_json(checks: list[Check]) -> str:
     """The checks as a JSON document: ``{"ok": bool, "checks": [{name, ok, detail, fix}]}``."""
     return json.dumps({"ok": all(c.ok for c in checks), "checks": [asdict(c) for c in checks]}, indent=1)
+
+
+def cmd_doctor(args: argparse.Namespace) -> ExitCode:
+    """Check every link in order; exit 1 at the first broken one."""
+    checks = []
+    for check in run(bootstrap.client):
+        checks.append(check)
+        if not getattr(args, "json", False):
+            mark = "ok  " if check.ok else "FAIL"
+            fix = f" -> fix: {check.fix}" if check.fix and not check.ok else ""
+            print(f"{mark} {check.name:<15} {check.detail}{fix}", flush=True)
+    if getattr(args, "json", False):
+        print(as_json(checks))
+    return checks_exit(all(c.ok for c in checks))
+
+
+def preflight(links: tuple[str, ...] = ("settings", "aws", "secret", "resources")) -> None:
+    """The links a command needs before it starts, so a missing one is one line with its fix, not a traceback."""
+    for check in run(bootstrap.client, only=links):
+        if not check.ok:
+            raise ConfigError(f"{check.name}: {check.detail}" + (f"; fix: {check.fix}" if check.fix else ""))

@@ -2,7 +2,7 @@
 
 Every statement is built from the schema registry and a validated database name only (never from API input), in
 the SQL both engines accept: Athena (Trino) functions that DuckDB lacks are supplied locally as macros by
-``exportlake.local.lakequery``. Names are always database-qualified and quoted (``"exportlake"."win_info"``), so
+``exportlake.query.lake``. Names are always database-qualified and quoted (``"exportlake"."win_info"``), so
 the deployed text resolves the same on both engines.
 
 Typing rules (see docs/analytics.md): a value that does not have its kind's shape becomes NULL in the typed view
