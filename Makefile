@@ -40,8 +40,8 @@ test: setup lint typecheck node_modules/.installed  ## lint, type-check and run 
 	$(PY) -m pytest -n 4 --dist worksteal -q --durations=10
 	$(MAKE) --no-print-directory cdk-check
 
-unit: setup  ## the fast tests only
-	$(PY) -m pytest -q tests/unit
+unit: setup  ## the fast tier (≤ 10 s): no subprocess, no network, property tests on a small budget
+	EXPORTLAKE_UNIT_BUDGET=1 $(PY) -m pytest -q -p no:xdist -m "not slow" tests/unit
 
 soak: setup  ## crash soak: many SIGKILLed syncs on larger results, then the crash contract checked (not in `make test`)
 	EXPORTLAKE_SOAK_ROUNDS=$${ROUNDS:-25} EXPORTLAKE_SOAK_RECORDS=$${RECORDS:-200000} \

@@ -24,6 +24,16 @@ os.environ.update(
 os.environ.pop("AWS_PROFILE", None)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test outside tests/unit is ``slow``: it runs moto, a server, a subprocess or a synth.
+
+    ``make unit`` runs ``-m "not slow"``: tests/unit less the few marked slow there (subprocesses, large data).
+    """
+    for item in items:
+        if "/tests/unit/" not in item.path.as_posix():
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def aws() -> Iterator[None]:
     """In-process moto for every AWS service."""

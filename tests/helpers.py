@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 from exportlake.settings import Settings
+
+#: ``make unit`` sets this: property tests run a small budget of examples there, their full budget in ``make test``.
+UNIT_BUDGET = "EXPORTLAKE_UNIT_BUDGET"
+
+
+def property_examples(full: int) -> int:
+    """Examples per property test: ``full`` in ``make test``, at most 15 under ``make unit``."""
+    return min(full, 15) if os.environ.get(UNIT_BUDGET) else full
 
 
 def local_settings(gateway_url: str = "http://127.0.0.1:9", endpoint: str = "http://127.0.0.1:5000") -> Settings:

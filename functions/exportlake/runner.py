@@ -85,8 +85,6 @@ def sqs_event(messages: list[dict[str, Any]], queue_url: str, region: str) -> di
     }
 
 
-#: Exit status of a sync that could not finish a result because another live copier holds it.
-EXIT_HELD = 3
 #: How long a sync waits for results held by other live copiers before it gives up and says so.
 HELD_WAIT_SECONDS = 60.0
 #: Rounds of "finish what the ledger says is unfinished" in one sync (each drains the queue).
@@ -121,15 +119,6 @@ class SyncReport:
     def ok(self) -> bool:
         """True when the ledger says everything copyable is in the lake."""
         return not self.failed and not self.planner_error and not self.pending and not self.held
-
-    @property
-    def exit_code(self) -> int:
-        """0 when ``ok``; ``EXIT_HELD`` when only results held by other live copiers are left; else 1."""
-        if self.ok:
-            return 0
-        if self.held and not self.failed and not self.planner_error:
-            return EXIT_HELD
-        return 1
 
 
 def run_planner(retry_failed: bool = False) -> dict[str, Any]:

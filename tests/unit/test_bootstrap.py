@@ -34,6 +34,7 @@ def _arenas(mode: str) -> int:
     return len(re.findall(r"^Arena \d+:", out.stderr, re.MULTILINE))
 
 
+@pytest.mark.slow  # a subprocess
 def test_threads_share_one_arena_once_set():
     assert _arenas("default") > 1  # the setting is what makes the difference
     assert _arenas("one") == 1

@@ -202,6 +202,7 @@ def test_a_lease_held_by_a_live_copier_is_left_alone() -> None:
     assert world.ledger.get("win-info", RID).lease_owner == "otherhost:1:2:abc"  # type: ignore[union-attr]
 
 
+@pytest.mark.slow  # a subprocess
 def test_a_lease_of_a_local_process_that_is_gone_is_taken_over_at_once() -> None:
     import socket
     import subprocess

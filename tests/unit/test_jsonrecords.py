@@ -15,11 +15,12 @@ from hypothesis import strategies as st
 
 from exportlake.convert.records import DEFAULT_BATCH_BYTES, DocumentTruncated, RecordStream
 from exportlake.domain.errors import DocumentError
+from tests.helpers import property_examples
 
 #: What an invalid document raises: DocumentError, or DocumentTruncated (transient) when the input ends early.
 REFUSED = (DocumentError, DocumentTruncated)
 
-SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=property_examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # -- generation ------------------------------------------------------------------------------------------------------
 

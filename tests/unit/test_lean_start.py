@@ -35,6 +35,7 @@ def test_no_tracer_decorators_return_the_function_itself() -> None:
     assert tracer.capture_method(capture_response=False)(f) is f
 
 
+@pytest.mark.slow  # a subprocess
 def test_handlers_do_not_import_the_xray_sdk_when_tracing_is_off() -> None:
     env = {k: v for k, v in os.environ.items() if k != "AWS_LAMBDA_FUNCTION_NAME"}
     code = "import sys, exportlake.handlers.copier, exportlake.handlers.planner; print('aws_xray_sdk' in sys.modules)"
@@ -75,6 +76,7 @@ def test_in_process_main_returns_instead_of_exiting() -> None:
     assert fastexit.exit_now(3, ["sync"]) == 3  # argv given: a test calling main(argv), never os._exit
 
 
+@pytest.mark.slow  # a subprocess
 def test_console_script_exits_fast_with_its_code_and_flushed_output(tmp_path: Path) -> None:
     script = tmp_path / "exportlake"  # named like the console script
     script.write_text(
@@ -90,6 +92,7 @@ def test_console_script_exits_fast_with_its_code_and_flushed_output(tmp_path: Pa
     assert out.stdout == "unflushed outputatexit ran\n"
 
 
+@pytest.mark.slow  # a subprocess
 def test_slow_exit_opt_out(tmp_path: Path) -> None:
     script = tmp_path / "exportlake"
     script.write_text("from exportlake.fastexit import exit_now\nprint(exit_now(5))\n")
@@ -125,6 +128,7 @@ class _Parser:
         return Args()
 
 
+@pytest.mark.slow  # a subprocess
 def test_the_console_script_imports_without_the_cyclic_collector_and_main_turns_it_back_on(tmp_path: Path) -> None:
     script = tmp_path / "exportlake"  # named like the console script
     script.write_text(

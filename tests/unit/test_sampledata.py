@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from exportlake.domain.schemas import EXPORT_TYPES
 from exportlake.emulator import sampledata
+from tests.helpers import property_examples
 
 ID = re.compile(r"^[a-z0-9]{25}$")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{3})?$")
@@ -108,7 +109,7 @@ def test_document_styles_equal_json_dumps(seed: int, n: int) -> None:
     assert raw.decode("utf-8")  # valid UTF-8, non-ASCII kept as is
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=property_examples(60), deadline=None)
 @given(
     key=st.sampled_from(sampledata.known_keys()),
     n=st.integers(min_value=0, max_value=60),
@@ -135,6 +136,7 @@ def test_unknown_key_needs_columns_and_gets_plausible_values() -> None:
     assert json.loads(raw) == {"loyalty_points": records}
 
 
+@pytest.mark.slow  # streams a large document
 def test_streaming_memory_is_bounded_by_the_chunk_not_the_document() -> None:
     n, chunk = 30_000, 1 << 18
     tracemalloc.start()

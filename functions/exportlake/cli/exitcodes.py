@@ -37,7 +37,8 @@ def sync_exit(summary: Mapping[str, Any], *, dry_run: bool) -> ExitCode:
         and not summary["planner_error"]
     ):
         return ExitCode.HELD
-    return ExitCode.OK if summary["ok"] else ExitCode.FAILED
+    ok = summary["ok"] and (dry_run or not summary["ledger_failed"])  # a result left failed earlier counts too
+    return ExitCode.OK if ok else ExitCode.FAILED
 
 
 def checks_exit(all_ok: bool) -> ExitCode:
