@@ -25,15 +25,18 @@ def run_exportlake(export_name: str, result_id: str) -> dict[str, Any]:
     ``work_s`` is the copy call alone; ``start_s`` is building the copier (importing pyarrow, creating the boto3
     clients), which a Lambda container pays once, not per copy; the whole process's wall time includes both.
     """
+    from datetime import UTC, datetime
+
     from exportlake import bootstrap
     from exportlake.domain.models import CopyJob
-    from exportlake.domain.naming import now_utc
     from exportlake.domain.ports import NullMetrics
 
     started = time.perf_counter()
     copier = bootstrap.build_copy_service(NullMetrics())
     built = time.perf_counter()
-    job = CopyJob(export_name=export_name, result_id=result_id, created_at=now_utc())
+    job = CopyJob(
+        export_name=export_name, result_id=result_id, created_at=datetime.now(UTC)
+    )  # the baseline may predate domain.timefmt
     outcome = copier.copy(job)
     done = time.perf_counter()
     if outcome is None:
@@ -114,14 +117,16 @@ def run_profile(export_name: str, result_id: str) -> dict[str, Any]:
     """
     import cProfile
     import pstats
+    from datetime import UTC, datetime
 
     from exportlake import bootstrap
     from exportlake.domain.models import CopyJob
-    from exportlake.domain.naming import now_utc
     from exportlake.domain.ports import NullMetrics
 
     copier = bootstrap.build_copy_service(NullMetrics())
-    job = CopyJob(export_name=export_name, result_id=result_id, created_at=now_utc())
+    job = CopyJob(
+        export_name=export_name, result_id=result_id, created_at=datetime.now(UTC)
+    )  # the baseline may predate domain.timefmt
     cpu0, thread0 = time.process_time(), time.thread_time()
     # The default (wall) clock: cProfile with time.thread_time as its timer gave nonsense on Python 3.12. Waiting
     # (socket reads, locks) is a stage of its own, so the other stages read as the main thread's work.

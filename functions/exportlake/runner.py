@@ -137,11 +137,11 @@ def run_selected_planner(
 ) -> dict[str, Any]:
     """The planner service itself, for a backfill or a dry run (filters the scheduled handler never gets)."""
     from exportlake.domain.errors import ExportlakeError
-    from exportlake.domain.naming import now_utc
     from exportlake.domain.ports import NullMetrics
+    from exportlake.domain.timefmt import utc_now
 
     report = bootstrap.build_planner(NullMetrics()).run(
-        now_utc(), retry_failed=retry_failed, only_exports=only_exports, since=since, dry_run=dry_run
+        utc_now(), retry_failed=retry_failed, only_exports=only_exports, since=since, dry_run=dry_run
     )
     summary: dict[str, Any] = {
         "exports": report.exports,

@@ -12,7 +12,7 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from exportlake import bootstrap
@@ -21,8 +21,7 @@ from exportlake.cli.errors import explain, secret_hint, where
 from exportlake.cli.exitcodes import ExitCode, checks_exit
 from exportlake.domain.errors import ConfigError
 from exportlake.domain.models import ResultRef, ResultState
-
-#: Below this much time left before an uncopied result expires, doctor fails the expiry check.
+from exportlake.domain.timefmt import utc_now
 
 
 @dataclass
@@ -61,7 +60,6 @@ def _endpoint() -> str:
 
 def check_settings(state: _State, clients: Callable[[str], Any]) -> str:
     """The environment contract."""
-    from exportlake.domain.errors import ConfigError
     from exportlake.settings import Settings
 
     try:
@@ -166,7 +164,7 @@ def check_exports(state: _State, clients: Callable[[str], Any]) -> str:
 
 def check_newest(state: _State, clients: Callable[[str], Any]) -> str:
     """Each export's newest result (``last_run``)."""
-    now = datetime.now(UTC)
+    now = utc_now()
     state.newest = [e.last_run for e in state.exports if e.last_run is not None]
     never = [e.system_name for e in state.exports if e.last_run is None]
     live = [r for r in state.newest if not r.is_expired(now)]
@@ -178,7 +176,7 @@ def check_newest(state: _State, clients: Callable[[str], Any]) -> str:
 
 def check_download_url(state: _State, clients: Callable[[str], Any]) -> str:
     """``GET /fetch/<id>`` of one newest result gives a download URL."""
-    ref = max(r for r in state.newest if not r.is_expired(datetime.now(UTC)))
+    ref = max(r for r in state.newest if not r.is_expired(utc_now()))
     try:
         state.url = state.gateway.download_url(ref.result_id)
     except Exception as exc:
@@ -248,7 +246,7 @@ def check_expiry(state: _State, clients: Callable[[str], Any]) -> str:
     """Time left before the oldest uncopied result expires."""
     from exportlake.adapters.ledger import DynamoLedger
 
-    now = datetime.now(UTC)
+    now = utc_now()
     ledger = DynamoLedger(clients("dynamodb"), state.settings.ledger_table)
     pending = [r for r in uncopied(state.gateway, ledger, state.exports, now) if r.expires_at is not None]
     if not pending:

@@ -78,8 +78,8 @@ def status_rows(records: list[dict[str, Any]] | None = None) -> list[tuple[Any, 
     for r in status_records() if records is None else records:
         expiry = "-"
         if r["next_expiry"]:
-            left = datetime.fromisoformat(r["next_expiry"]) - utc_now()
-            expiry = f"{short(datetime.fromisoformat(r['next_expiry']))} (in {left / timedelta(hours=1):.0f} h)"
+            moment = datetime.fromisoformat(r["next_expiry"])
+            expiry = f"{short(moment)} (in {(moment - utc_now()) / timedelta(hours=1):.0f} h)"
         rows.append(
             (
                 r["export"],

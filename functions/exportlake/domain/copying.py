@@ -26,7 +26,7 @@ from exportlake.domain.lease import Lease, holder_is_dead, new_owner
 from exportlake.domain.location import ResultLocation
 from exportlake.domain.manifest import Manifest, RawOriginal
 from exportlake.domain.models import CopyJob, CopyOutcome, ResultState, SchemaDiff
-from exportlake.domain.naming import manifest_key, now_utc, raw_key, validate_column_name
+from exportlake.domain.naming import manifest_key, raw_key, validate_column_name
 from exportlake.domain.ports import (
     Catalog,
     Conversion,
@@ -39,7 +39,7 @@ from exportlake.domain.ports import (
     Notifier,
 )
 from exportlake.domain.schemas import EXPORT_TYPES
-from exportlake.domain.timefmt import to_text
+from exportlake.domain.timefmt import to_text, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class CopyService:
         metrics: Metrics,
         *,
         lease_seconds: float = LEASE_SECONDS,
-        clock: Callable[[], datetime] = now_utc,
+        clock: Callable[[], datetime] = utc_now,
         heartbeat: bool = True,
         progress: Callable[[CopyJob, int, int, int | None], None] | None = None,
     ):

@@ -83,8 +83,3 @@ def raw_key(export_name: str, result_id: str) -> str:
 def manifest_key(export_name: str, result_id: str) -> str:
     """The key of a result's manifest, outside every table location."""
     return f"{MANIFESTS_PREFIX}/{validate_export_name(export_name)}/{validate_result_id(result_id)}.json"
-
-
-def now_utc() -> datetime:
-    """The current time, timezone-aware."""
-    return datetime.now(UTC)

@@ -8,8 +8,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from exportlake import bootstrap
 from exportlake.domain.errors import ExportlakeError
-from exportlake.domain.naming import now_utc
 from exportlake.domain.planning import PlanRequest
+from exportlake.domain.timefmt import utc_now
 from exportlake.handlers.common import PowertoolsMetrics, bound_waits, logger, metrics, tracer
 
 
@@ -21,7 +21,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     bound_waits(context)
     request = PlanRequest.from_event(event)  # {} from the schedule; retry / backfill keys when sent by hand
     report = bootstrap.build_planner(PowertoolsMetrics(metrics)).run(
-        now_utc(),
+        utc_now(),
         retry_failed=request.retry_failed,
         only_exports=request.only_exports,
         since=request.since,
