@@ -28,7 +28,9 @@ from exportlake.domain.ports import Metrics
 from exportlake.settings import Settings, is_loopback
 
 if TYPE_CHECKING:
+    from exportlake.adapters.privacy import DynamoPrivacy
     from exportlake.domain.copying import CopyService
+    from exportlake.domain.erasing import EraseService
     from exportlake.domain.models import CopyJob
 
 #: Told ``(job, rows, bytes, length)`` while a result streams: set by the CLI's progress display, never in Lambda.
@@ -152,6 +154,53 @@ def job_queue() -> SqsJobQueue:
     return SqsJobQueue(client("sqs"), settings().queue_url, dead_letter_url())
 
 
+@functools.cache
+def privacy_store() -> DynamoPrivacy:
+    """Suppression list, erasure holds and requests (items of their own in the ledger table)."""
+    from exportlake.adapters.privacy import DynamoPrivacy
+
+    return DynamoPrivacy(client("dynamodb"), settings().ledger_table)
+
+
+@functools.cache
+def privacy_salt() -> bytes:
+    """The salt of person keys, from its secret (read once per process)."""
+    from exportlake.adapters.privacy import read_salt
+
+    return read_salt(client("secretsmanager"), settings().privacy_salt_id)
+
+
+@functools.cache
+def erase_service() -> EraseService:
+    """The eraser (also the copier's index writer and suppression filter)."""
+    from exportlake.adapters.lakeversions import VersionedLakeStore
+    from exportlake.adapters.partitions import GluePartitions
+    from exportlake.convert.rewrite import ParquetRewriter
+    from exportlake.domain.erasing import EraseService
+
+    s = settings()
+    store = VersionedLakeStore(client("s3"), s.bucket)
+    return EraseService(
+        store,
+        GluePartitions(client("glue"), s.glue_database),
+        ledger(),
+        privacy_store(),
+        ParquetRewriter(store),
+        notifier(),
+        salt=privacy_salt(),
+        workers=_erase_workers(os.environ.get("EXPORTLAKE_ERASE_WORKERS", "")),
+    )
+
+
+def _erase_workers(value: str) -> int:
+    """Results an erasure works on at once: ``EXPORTLAKE_ERASE_WORKERS`` (optional, 1-32, default 4)."""
+    if not value.strip():
+        return 4
+    if not value.strip().isdigit() or not 1 <= int(value) <= 32:
+        raise ConfigError(f"EXPORTLAKE_ERASE_WORKERS={value!r} is not a whole number from 1 to 32")
+    return int(value)
+
+
 def build_copy_service(metrics: Metrics) -> CopyService:
     """The copy service (its stream adapter imported here so the planner never loads pyarrow: a faster start)."""
     from exportlake.convert.stream import StreamConverter
@@ -162,7 +211,7 @@ def build_copy_service(metrics: Metrics) -> CopyService:
     store = lake_store()
     converter = StreamConverter(store, raw_archive=raw_archive_enabled(os.environ.get("EXPORTLAKE_RAW_ARCHIVE", "")))
     services = (gateway(), ledger(), catalog(), store, converter, notifier(), metrics)
-    return CopyService(*services, lease_seconds=lease, progress=_copy_progress)
+    return CopyService(*services, lease_seconds=lease, progress=_copy_progress, privacy=erase_service())
 
 
 @contextlib.contextmanager
@@ -239,5 +288,8 @@ def reset() -> None:
         lake_store,
         job_queue,
         _deploy_time_glue,
+        privacy_store,
+        privacy_salt,
+        erase_service,
     ):
         cached.cache_clear()

@@ -30,7 +30,13 @@ ENV_VARS: tuple[str, ...] = (
 #: takes its default from here, so the two can never disagree.
 DEFAULT_DOWNLOAD_HOSTS = "*.digitaloceanspaces.com"
 #: Optional variables (with defaults; the stack sets them from cdk.json, a local run may leave them unset).
-OPTIONAL_VARS: tuple[str, ...] = ("EXPORTLAKE_EXPIRY_WARNING_HOURS", "EXPORTLAKE_GATEWAY_MAX_RPS")
+OPTIONAL_VARS: tuple[str, ...] = (
+    "EXPORTLAKE_EXPIRY_WARNING_HOURS",
+    "EXPORTLAKE_GATEWAY_MAX_RPS",
+    "EXPORTLAKE_PRIVACY_SALT_ID",
+)
+#: The secret holding the salt of person keys (``domain.erasure``) when ``EXPORTLAKE_PRIVACY_SALT_ID`` is unset.
+DEFAULT_PRIVACY_SALT_ID = "exportlake/privacy-salt"
 DEFAULT_EXPIRY_WARNING_HOURS = 24
 MAX_EXPIRY_WARNING_HOURS = 24 * 30
 #: Highest ``EXPORTLAKE_GATEWAY_MAX_RPS`` accepted (``0`` turns the bound off).
@@ -60,6 +66,8 @@ class Settings:
     expiry_warning_hours: int = DEFAULT_EXPIRY_WARNING_HOURS
     #: Gateway requests per second one process sends at most (token, lists, fetch); ``0``: unbounded.
     gateway_max_rps: float = GATEWAY_MAX_REQUESTS_PER_SECOND
+    #: The secret holding the salt of person keys (erasure, suppression); the stack and ``provision`` create it.
+    privacy_salt_id: str = DEFAULT_PRIVACY_SALT_ID
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -115,9 +123,24 @@ class Settings:
                 f"EXPORTLAKE_GATEWAY_MAX_RPS={raw_rps!r} is not valid (requests per second, 0 to "
                 f"{MAX_GATEWAY_RPS:g}; 0 turns the bound off)"
             )
+        salt_id = env.get("EXPORTLAKE_PRIVACY_SALT_ID", "").strip() or DEFAULT_PRIVACY_SALT_ID
+        if not _SECRET_ID.fullmatch(salt_id):
+            problems.append(f"EXPORTLAKE_PRIVACY_SALT_ID={salt_id!r} is not valid (a secret name or ARN)")
         if problems:
             raise ConfigError("invalid exportlake settings: " + "; ".join(problems))
-        return cls(gateway_url, secret_id, bucket, glue_database, ledger_table, topic_arn, queue_url, hosts, hours, rps)
+        return cls(
+            gateway_url,
+            secret_id,
+            bucket,
+            glue_database,
+            ledger_table,
+            topic_arn,
+            queue_url,
+            hosts,
+            hours,
+            rps,
+            salt_id,
+        )
 
     def as_env(self) -> dict[str, str]:
         """The contract as environment variables (the inverse of ``from_env``; optional ones when not default)."""
@@ -126,6 +149,8 @@ class Settings:
             optional["EXPORTLAKE_EXPIRY_WARNING_HOURS"] = str(self.expiry_warning_hours)
         if self.gateway_max_rps != GATEWAY_MAX_REQUESTS_PER_SECOND:
             optional["EXPORTLAKE_GATEWAY_MAX_RPS"] = f"{self.gateway_max_rps:g}"
+        if self.privacy_salt_id != DEFAULT_PRIVACY_SALT_ID:
+            optional["EXPORTLAKE_PRIVACY_SALT_ID"] = self.privacy_salt_id
         return optional | dict(
             zip(
                 ENV_VARS,

@@ -15,6 +15,7 @@ import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
+from exportlake.cli import erase
 from exportlake.cli.demo import cmd_demo
 from exportlake.cli.doctor import cmd_doctor
 from exportlake.cli.env import cmd_env
@@ -58,6 +59,7 @@ _EXAMPLES = {
     "replan": "exportlake replan --stack ExportLake --retry-failed",
     "put-secret": 'echo "$CLIENT_SECRET" | exportlake put-secret --client-id my-client',
     "query": 'exportlake query "SELECT count(*) FROM win_info"',
+    "erase": "exportlake erase --user-id 8k2jd0s9x7c6v5b4n3m2q1w0e --dry-run",
 }
 
 
@@ -115,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--export", metavar="NAME")
     verify.add_argument("result_id", nargs="?", metavar="RESULT_ID")
     verify.set_defaults(func=cmd_verify)
+    erase.add_parser(add)
     env = add("env", "print a deployed stack's outputs as the settings (shell exports or exportlake.toml)")
     env.add_argument("--stack", required=True, metavar="NAME", help="the CloudFormation stack name")
     env.add_argument("--format", choices=("sh", "toml"), default="sh")

@@ -92,13 +92,18 @@ def check(s3: Any, catalog: Any, entry: LedgerEntry, bucket: str) -> Verdict:
         return verdict
     rows = int(manifest.get("rows", -1))
     location = str(manifest.get("location", ""))
-    if rows != entry.rows:
-        problems.append(f"ledger rows {entry.rows} != manifest rows {rows}")
-    if entry.location and entry.location != location:
-        problems.append(f"ledger location {entry.location} != manifest {location}")
     raw = manifest.get("raw", {})
-    if entry.bytes and int(raw.get("json_bytes", -1)) != entry.bytes:
-        problems.append(f"ledger bytes {entry.bytes} != manifest json_bytes {raw.get('json_bytes')}")
+    # The ledger keeps what the copy recorded; an erasure rewrote the result since and kept those figures.
+    copied = (manifest.get("erasure") or {}).get("copied") or {}
+    copied_rows = int(copied.get("rows", rows))
+    copied_bytes = int(copied.get("json_bytes", raw.get("json_bytes", -1)))
+    copied_location = str(copied.get("location", location))
+    if copied_rows != entry.rows:
+        problems.append(f"ledger rows {entry.rows} != manifest rows {copied_rows}")
+    if entry.location and entry.location != copied_location:
+        problems.append(f"ledger location {entry.location} != manifest {copied_location}")
+    if entry.bytes and copied_bytes != entry.bytes:
+        problems.append(f"ledger bytes {entry.bytes} != manifest json_bytes {copied_bytes}")
     try:
         if raw.get("key"):  # an empty key: copied with the raw archive turned off, nothing to compare
             packed, unpacked, sha = _raw_digest(s3, bucket, str(raw.get("key")))

@@ -10,8 +10,9 @@ it can make anything visible, and a killed copier's lease lapses in seconds.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
+from typing import Protocol
 
 from exportlake.domain import metricnames, notices
 from exportlake.domain.errors import (
@@ -43,6 +44,15 @@ from exportlake.domain.timefmt import to_text, utc_now
 
 log = logging.getLogger(__name__)
 
+
+class CopyPrivacy(Protocol):
+    """What the copier asks of erasure (``domain.erasing.EraseService``)."""
+
+    def write_index(self, export_name: str, result_id: str, ids: Mapping[str, frozenset[str]]) -> str: ...
+
+    def suppress(self, manifest: Manifest, lease: Lease) -> Manifest: ...
+
+
 #: The copy lease: renewed every third of it while a copy runs, so a dead copier's lapses within this.
 LEASE_SECONDS = 30.0
 DOWNLOAD_ATTEMPTS = 3
@@ -65,6 +75,7 @@ class CopyService:
         clock: Callable[[], datetime] = utc_now,
         heartbeat: bool = True,
         progress: Callable[[CopyJob, int, int, int | None], None] | None = None,
+        privacy: CopyPrivacy | None = None,
     ):
         self._gateway = gateway
         self._ledger = ledger
@@ -78,6 +89,8 @@ class CopyService:
         self._heartbeat = heartbeat
         #: ``progress(job, rows, bytes, length)`` while a result streams (``length``: declared size, or None).
         self._progress = progress
+        #: Writes each result's id index and keeps suppressed persons out (``domain.erasing``); None: neither.
+        self._privacy = privacy
 
     # -- entry points -----------------------------------------------------------------------------------------
     def copy(self, job: CopyJob) -> CopyOutcome | None:
@@ -197,6 +210,10 @@ class CopyService:
             fields = [validate_column_name(f) for f in conv.fields]
             lease.check()
             columns, diff = self._reconcile_table(job, place.table, fields, has_rows=conv.rows > 0)
+            index = ""
+            if self._privacy is not None:  # before the manifest: the eraser finds the result from here on
+                lease.check()
+                index = self._privacy.write_index(job.export_name, job.result_id, conv.person_ids)
             manifest = Manifest(
                 export_name=job.export_name,
                 result_id=job.result_id,
@@ -214,6 +231,7 @@ class CopyService:
                 parts=conv.parts,
                 schema_diff=diff,
                 copied_at=to_text(self._clock()),
+                index_key=index,
             )
             lease.confirm()
             self._store.put(place.manifest_key, manifest.to_json(), "application/json")
@@ -222,6 +240,7 @@ class CopyService:
             if not lease.lost:  # a lost lease means the prefix is another copier's now: touch nothing
                 self._tidy(place, keep=set())
             raise
+        manifest = self._suppress(manifest, lease)
         lease.confirm()
         self._catalog.register_partition(place.table, place.values, manifest.location, columns)
         return self._outcome(manifest, diff)
@@ -242,9 +261,17 @@ class CopyService:
         columns = list(manifest.columns)
         if self._catalog.columns(place.table) is None:
             self._catalog.create_table(place.table, columns)
+        manifest = self._suppress(manifest, lease)
         lease.confirm()
         self._catalog.register_partition(place.table, place.values, manifest.location, columns)
         return self._outcome(manifest, manifest.schema_diff)
+
+    def _suppress(self, manifest: Manifest, lease: Lease) -> Manifest:
+        """The manifest to register: without the records of suppressed persons (a rewrite when it held any)."""
+        if self._privacy is None:
+            return manifest
+        lease.confirm()
+        return self._privacy.suppress(manifest, lease)
 
     # -- steps ------------------------------------------------------------------------------------------------
     def _tidy(self, place: ResultLocation, keep: set[str], present: set[str] | None = None) -> None:

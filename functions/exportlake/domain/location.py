@@ -27,15 +27,24 @@ class ResultLocation:
     prefix: str
 
     @classmethod
-    def of(cls, table: str, export_name: str, created_at: datetime, result_id: str) -> ResultLocation:
-        """The location of result ``result_id`` of ``export_name`` created at ``created_at``, in ``table``."""
+    def of(
+        cls, table: str, export_name: str, created_at: datetime, result_id: str, generation: int = 0
+    ) -> ResultLocation:
+        """The location of result ``result_id`` of ``export_name`` created at ``created_at``, in ``table``.
+
+        ``generation`` > 0: the result as rewritten by an erasure, at the sibling prefix ``…/result_id=R.g<n>/``
+        (never below the first one: Athena reads a partition's location recursively).
+        """
         day = day_of(created_at)
+        prefix = partition_prefix(table, export_name, day, result_id)
+        if generation:
+            prefix = f"{prefix[:-1]}.g{int(generation)}/"
         return cls(
             table=validate_table_name(table),
             export_name=export_name,
             created_date=day,
             result_id=result_id,
-            prefix=partition_prefix(table, export_name, day, result_id),
+            prefix=prefix,
         )
 
     @property

@@ -46,6 +46,24 @@ class RawOriginal:
 
 
 @dataclass(frozen=True)
+class Erasure:
+    """What erasure did to a result: rows removed on request and by the suppression list, and, once an erasure
+    rewrote a copied result, the figures the ledger recorded for the copy (``verify`` compares those)."""
+
+    rows_removed: int = 0
+    suppressed: int = 0
+    #: (rows, json_bytes, location) as copied; None while the ledger's figures are the manifest's own.
+    copied: tuple[int, int, str] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """For the manifest's JSON."""
+        copied = None
+        if self.copied is not None:
+            copied = {"rows": self.copied[0], "json_bytes": self.copied[1], "location": self.copied[2]}
+        return {"rows_removed": self.rows_removed, "suppressed": self.suppressed, "copied": copied}
+
+
+@dataclass(frozen=True)
 class Manifest:
     """What one copy of one result wrote."""
 
@@ -61,11 +79,16 @@ class Manifest:
     schema_diff: SchemaDiff = field(default_factory=SchemaDiff)
     copied_at: str = ""
     version: int = VERSION
+    #: 0 as copied; each rewrite without erased persons is the next generation (``domain.erasure``).
+    generation: int = 0
+    #: The result's id index (``domain.erasure``): "" for a result copied before there were indexes.
+    index_key: str = ""
+    erasure: Erasure = field(default_factory=Erasure)
 
     @property
     def place(self) -> ResultLocation:
         """The result's location, from the manifest's own table and ``created_at`` (a re-queued job may differ)."""
-        return ResultLocation.of(self.table, self.export_name, self.created_at, self.result_id)
+        return ResultLocation.of(self.table, self.export_name, self.created_at, self.result_id, self.generation)
 
     def to_json(self) -> bytes:
         """Serialize (stable key order, one line per key)."""
@@ -88,6 +111,11 @@ class Manifest:
             "schema_diff": {"added": list(self.schema_diff.added), "missing": list(self.schema_diff.missing)},
             "copied_at": self.copied_at,
         }
+        if self.index_key:
+            doc["index_key"] = self.index_key
+        if self.generation or self.erasure != Erasure():
+            doc["generation"] = self.generation
+            doc["erasure"] = self.erasure.as_dict()
         return json.dumps(doc, indent=1).encode()
 
     @classmethod
@@ -130,6 +158,9 @@ class Manifest:
                     missing=tuple(str(c) for c in _list(_obj(doc, "schema_diff"), "missing")),
                 ),
                 copied_at=str(doc.get("copied_at", "")),
+                generation=_int(doc, "generation") if "generation" in doc else 0,
+                index_key=str(doc.get("index_key", "")),
+                erasure=_erasure(_obj(doc, "erasure")),
             )
             place = manifest.place  # validates the table name
             if any(not p.key.startswith(place.prefix) for p in manifest.parts):
@@ -141,6 +172,17 @@ class Manifest:
         except DocumentError as exc:
             raise DocumentError(f"manifest of {result_id} is not valid: {exc}") from None
         return manifest
+
+
+def _erasure(doc: dict[str, Any]) -> Erasure:
+    copied = doc.get("copied")
+    return Erasure(
+        rows_removed=_int(doc, "rows_removed") if "rows_removed" in doc else 0,
+        suppressed=_int(doc, "suppressed") if "suppressed" in doc else 0,
+        copied=None
+        if not isinstance(copied, dict)
+        else (_int(copied, "rows"), _int(copied, "json_bytes"), str(copied.get("location", ""))),
+    )
 
 
 def _as_obj(value: Any) -> dict[str, Any]:

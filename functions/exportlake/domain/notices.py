@@ -6,9 +6,9 @@ Subscribers filter on the ``event_type`` message attribute; the payloads below a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from exportlake.domain.models import ResultRef, ResultState
 from exportlake.domain.timefmt import to_text
@@ -24,6 +24,7 @@ SCHEMA_CHANGED = "schema.changed"
 SYNC_FAILED = "sync.failed"
 EXPORT_INVALID = "export.invalid"
 RESULT_INVALID = "result.invalid"
+PERSON_ERASED = "person.erased"
 
 #: Every event type, in the order the README documents them.
 EVENT_TYPES: tuple[str, ...] = (
@@ -35,6 +36,7 @@ EVENT_TYPES: tuple[str, ...] = (
     SYNC_FAILED,
     EXPORT_INVALID,
     RESULT_INVALID,
+    PERSON_ERASED,
 )
 
 #: How long a claim to send one notification lasts (a sender that dies lets a retry send it after this, or at
@@ -182,4 +184,30 @@ def item_invalid(notifier: Notifier, event_type: str, export_name: str, item: st
         export_name,
         f"exportlake: skipped {what}: it failed validation",
         {"export": export_name or None, "item": item[:500], "error": error[:1000]},
+    )
+
+
+#: The fields of ``person.erased``: counts and result ids only (no id, no person key: a hash is personal data too).
+PERSON_ERASED_FIELDS = (
+    "request_id",
+    "persons",
+    "results",
+    "rows_removed",
+    "objects_deleted",
+    "versions_deleted",
+    "suppressed_added",
+    "at",
+)
+
+
+def person_erased(notifier: Notifier, record: Mapping[str, Any]) -> None:
+    """``person.erased``: an erasure request removed persons from every result, copy and version (once)."""
+    rows = record.get("rows_removed") or {}
+    total = sum(rows.values()) if isinstance(rows, Mapping) else 0
+    results = record.get("results") or []
+    notifier.publish(
+        PERSON_ERASED,
+        "",
+        f"exportlake: erasure {record.get('request_id')} removed {total} records from {len(results)} results",
+        {k: record.get(k) for k in PERSON_ERASED_FIELDS},
     )

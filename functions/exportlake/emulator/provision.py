@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets as secrets_module
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from exportlake.adapters.catalog import GlueCatalog
+from exportlake.domain.erasure import SALT_BYTES
 from exportlake.domain.errors import ConfigError
 from exportlake.domain.limits import COPIER_TIMEOUT_SECONDS, MAX_RECEIVES
 from exportlake.domain.schemas import EXPORT_TYPES
@@ -83,6 +85,9 @@ def provision(settings: Settings, clients: Any) -> Provisioned:
     except ClientError as exc:
         if exc.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
             raise
+    # Versioned, as the stack's bucket is: erasure must (and can) delete noncurrent versions locally too.
+    s3.put_bucket_versioning(Bucket=settings.bucket, VersioningConfiguration={"Status": "Enabled"})
+    _ensure_salt(clients("secretsmanager"), settings.privacy_salt_id)
     try:
         ddb.create_table(
             TableName=settings.ledger_table,
@@ -118,6 +123,20 @@ def provision(settings: Settings, clients: Any) -> Provisioned:
     for export_type in EXPORT_TYPES.values():  # the deployed stack's merge: added columns survive a re-provision
         catalog.ensure_table(export_type.table_name, export_type.columns, export_type.description)
     return Provisioned(queue_url, dlq_url, topic_arn)
+
+
+def _ensure_salt(secrets: Any, secret_id: str) -> None:
+    """Create the secret holding the salt of person keys with a random value, unless it exists (never rotated:
+    the suppression list is keyed by it)."""
+    try:
+        secrets.create_secret(
+            Name=secret_id,
+            Description="exportlake: salt of person keys (erasure, suppression); never change it",
+            SecretString=secrets_module.token_hex(SALT_BYTES),
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceExistsException":
+            raise
 
 
 def refuse_real_aws(env: Mapping[str, str], *, real_aws: bool) -> None:

@@ -1,0 +1,110 @@
+"""An erasure request worked as queue jobs (the deployed path): one ``find`` job per export, one ``erase`` per result.
+
+Jobs carry person keys, never clear ids. Each job settles once (a marker in the privacy store): the request run's
+open count starts at the number of find jobs, a find job adds its hits less itself, an erase job takes itself off;
+the job that brings it to zero writes the audit record and sends ``person.erased``. Stdlib only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
+
+from exportlake.domain.erasing import EraseService
+from exportlake.domain.erasure import EraseReport, request_id
+from exportlake.domain.models import ResultState
+from exportlake.domain.naming import validate_export_name, validate_result_id
+from exportlake.domain.ports import LedgerEntry
+from exportlake.domain.timefmt import now_text
+
+FIND = "find"
+ERASE = "erase"
+
+
+class RunStore(Protocol):
+    """The open-job count of a request run, settled once per job."""
+
+    def open_run(self, run: str, jobs: int) -> None: ...
+
+    def settle(self, run: str, job: str, delta: int) -> int | None: ...
+
+
+class EntriesOf(Protocol):
+    """The ledger's entries of one export (a Query, not a Scan)."""
+
+    def entries(self, export_name: str) -> dict[str, LedgerEntry]: ...
+
+
+class EraseJobs:
+    """Opens request runs and works their jobs."""
+
+    def __init__(
+        self,
+        service: EraseService,
+        ledger: EntriesOf,
+        runs: RunStore,
+        send: Callable[[list[dict[str, Any]]], None],
+        exports: Callable[[], list[str]],
+    ) -> None:
+        self._service = service
+        self._ledger = ledger
+        self._runs = runs
+        self._send = send
+        self._exports = exports
+
+    def _keys(self, job: Mapping[str, Any]) -> dict[str, set[str]]:
+        return {str(col): {str(k) for k in keys} for col, keys in dict(job["keys"]).items()}
+
+    def _copied(self, export: str) -> list[tuple[str, str]]:
+        return [(export, rid) for rid, e in self._ledger.entries(export).items() if e.state == ResultState.COPIED]
+
+    def open(self, users: Iterable[str], clients: Iterable[str]) -> dict[str, Any]:
+        """Suppress the persons and queue one find job per export; the request and run ids."""
+        keys = self._service.keys_of(users, clients)
+        exports = sorted(self._exports())
+        candidates = [c for e in exports for c in self._copied(e)] if keys.get("client_id") else []
+        keys, added = self._service.open_request(keys, candidates)
+        rid = request_id(k for ks in keys.values() for k in ks)
+        run = f"{rid}.{int(time.time() * 1000)}"
+        wire = {col: sorted(ks) for col, ks in keys.items()}
+        self._runs.open_run(run, len(exports))
+        self._send([{"kind": FIND, "run": run, "request": rid, "export": e, "keys": wire} for e in exports])
+        return {"request_id": rid, "run": run, "exports": len(exports), "suppressed_added": added}
+
+    def dry_run(self, users: Iterable[str], clients: Iterable[str]) -> dict[str, Any]:
+        """What the request would change (nothing is written)."""
+        keys = self._service.keys_of(users, clients)
+        candidates = [c for e in sorted(self._exports()) for c in self._copied(e)]
+        return self._service.erase(keys, candidates, dry_run=True).as_dict()
+
+    def work(self, job: Mapping[str, Any]) -> bool:
+        """Work one job; False when its result is still being copied or erased (the queue retries it)."""
+        kind, run, rid = job.get("kind"), str(job["run"]), str(job["request"])
+        export = validate_export_name(job["export"])
+        keys = self._keys(job)
+        if kind == FIND:
+            earlier = {(r.export_name, r.result_id) for r in self._service.results_of(rid) if r.export_name == export}
+            hits = sorted(set(self._service.find(keys, self._copied(export))) | earlier)
+            left = self._runs.settle(run, f"{FIND}/{export}", len(hits) - 1)
+            if hits and left is not None:
+                wire = dict(job["keys"])
+                self._send(
+                    [
+                        {"kind": ERASE, "run": run, "request": rid, "export": e, "result_id": r, "keys": wire}
+                        for e, r in hits
+                    ]
+                )
+        elif kind == ERASE:
+            result = validate_result_id(job["result_id"])
+            outcome = self._service.erase_result(export, result, keys, rid)
+            if outcome.state == "pending":
+                return False
+            left = self._runs.settle(run, f"{ERASE}/{export}/{result}", -1)
+        else:
+            raise ValueError(f"unknown erase job kind {kind!r}")
+        if left == 0:
+            report = EraseReport(rid, persons=sum(len(v) for v in keys.values()), at=now_text())
+            report.results = self._service.results_of(rid)
+            self._service.finish(report)
+        return True
