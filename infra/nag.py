@@ -47,19 +47,36 @@ def add_nag(app: cdk.App, stack: ExportLakeStack) -> None:
 
     copier_role = functions.node.find_child("CopierRole")
     bucket_arn = stack.resolve(stack.lake.bucket.bucket_arn)["Fn::GetAtt"][0]
-    for prefix in sorted({p for g in permissions.GRANTS[permissions.COPIER] for p in g.prefixes}):
-        acknowledge(
-            copier_role,
-            f"IAM5[Resource::<{bucket_arn}.Arn>/{prefix}/*]",
-            f"Object keys under {prefix}/ are made per export result at run time; the grant covers that prefix of "
-            "the lake bucket only, with explicit object actions.",
-        )
     acknowledge(
         copier_role,
         "IAM5[Resource::arn:<AWS::Partition>:glue:<AWS::Region>:<AWS::AccountId>:table/"
         f"{stack.catalog.database_name}/*]",
         "The copier creates and updates tables of export types that appear at run time (an unknown export type can "
         "show up any day); the grant is limited to the tables of the lake's own Glue database.",
+    )
+    eraser_role = stack.eraser.node.find_child("EraserRole")
+    acknowledge(stack.eraser.function, "L1", runtime_reason)
+    acknowledge(eraser_role, "IAM5[Resource::*]", XRAY_REASON)
+    for role, function in ((copier_role, permissions.COPIER), (eraser_role, permissions.ERASER)):
+        for prefix in sorted({p for g in permissions.GRANTS[function] for p in g.prefixes}):
+            acknowledge(
+                role,
+                f"IAM5[Resource::<{bucket_arn}.Arn>/{prefix}/*]",
+                f"Object keys under {prefix}/ are made per export result at run time; the grant covers that prefix "
+                "of the lake bucket only, with explicit object actions.",
+            )
+    acknowledge(
+        eraser_role,
+        "IAM5[Resource::arn:<AWS::Partition>:glue:<AWS::Region>:<AWS::AccountId>:table/"
+        f"{stack.catalog.database_name}/*]",
+        "The eraser reads and moves partitions (GetPartition/UpdatePartition) of any table of the lake's own Glue "
+        "database, including tables of export types that appear at run time.",
+    )
+    acknowledge(
+        stack.salt.secret,
+        "SMG4",
+        "The salt of person keys must never change: the suppression list and every id index are keyed by it, so a "
+        "rotation would let erased persons back in. It is generated at deploy time and never leaves AWS.",
     )
     if not stack.secret.imported:
         acknowledge(

@@ -20,6 +20,7 @@ from infra.constructs.catalog import Catalog, glue_database_name
 from infra.constructs.functions import Functions
 from infra.constructs.lake import Lake
 from infra.constructs.ledger import Ledger
+from infra.constructs.privacy import Eraser, PrivacySalt
 from infra.constructs.queue import CopyQueue
 from infra.constructs.schedule import Schedule
 from infra.constructs.secret import GatewaySecret
@@ -45,6 +46,7 @@ class ExportLakeStack(cdk.Stack):
         self.secret = GatewaySecret(self, "GatewaySecret", config=config)
         self.alerts = Alerts(self, "Alerts", config=config)
         self.copy_jobs = CopyQueue(self, "CopyJobs")
+        self.salt = PrivacySalt(self, "PrivacySalt", config=config)
         # The runtime's settings contract (exportlake.settings).
         environment = {
             "EXPORTLAKE_GATEWAY_URL": config.gateway_url,
@@ -59,12 +61,14 @@ class ExportLakeStack(cdk.Stack):
             "EXPORTLAKE_GATEWAY_MAX_RPS": f"{config.gateway_max_rps:g}",
             "EXPORTLAKE_EXPIRY_WARNING_HOURS": str(config.expiry_warning_hours),
             "EXPORTLAKE_RAW_ARCHIVE": "on" if config.raw_archive else "off",
+            "EXPORTLAKE_PRIVACY_SALT_ID": self.salt.secret.secret_arn,
         }
+        code = code or bundling.lambda_code()
         self.functions = Functions(
             self,
             "Functions",
             config=config,
-            code=code or bundling.lambda_code(),
+            code=code,
             environment=environment,
             queue=self.copy_jobs.queue,
         )
@@ -73,12 +77,16 @@ class ExportLakeStack(cdk.Stack):
             self, "Catalog", config=config, bucket=self.lake.bucket, table_handler=self.functions.tables
         )
         self.schedule = Schedule(self, "Schedule", config=config, planner=self.functions.planner)
+        self.eraser = Eraser(self, "Eraser", config=config, code=code, environment=environment)
+        self.functions.log_groups[permissions.ERASER] = self.eraser.log_group
         for name, fn in (
             (permissions.PLANNER, self.functions.planner),
             (permissions.COPIER, self.functions.copier),
             (permissions.TABLES, self.functions.tables),
+            (permissions.ERASER, self.eraser.function),
         ):
             self._grant(name, fn)
+        self.alerts.watch_queue("EraseDlqAlarm", self.eraser.dlq, "erase jobs failed every retry (see the erase DLQ)")
         self.alerts.watch(
             planner=self.functions.planner,
             copier=self.functions.copier,
@@ -97,6 +105,7 @@ class ExportLakeStack(cdk.Stack):
             "LedgerTable": (self.ledger.table.table_name, "The ledger (one item per export result)"),
             "DashboardName": (self.alerts.dashboard.dashboard_name, "CloudWatch dashboard"),
             "PlannerFunction": (self.functions.planner.function_name, "Invoke it to sync now instead of waiting"),
+            "EraserFunction": (self.eraser.function.function_name, "exportlake erase --deployed invokes it"),
         }
         for name, (value, description) in outputs.items():
             cdk.CfnOutput(self, name, value=value, description=description)
@@ -129,6 +138,8 @@ class ExportLakeStack(cdk.Stack):
                 self.format_arn(service="glue", resource="table", resource_name=f"{database}/*"),
             ],
             permissions.LOG_GROUP: [self.functions.log_groups[function].log_group_arn],
+            permissions.PRIVACY_SALT: [self.salt.secret.secret_arn],
+            permissions.ERASE_QUEUE: [self.eraser.queue.queue_arn],
             permissions.ANY: ["*"],
         }
         return arns[grant.resource]

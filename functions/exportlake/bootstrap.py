@@ -30,6 +30,7 @@ from exportlake.settings import Settings, is_loopback
 if TYPE_CHECKING:
     from exportlake.adapters.privacy import DynamoPrivacy
     from exportlake.domain.copying import CopyService
+    from exportlake.domain.erasejobs import EraseJobs
     from exportlake.domain.erasing import EraseService
     from exportlake.domain.models import CopyJob
 
@@ -165,9 +166,9 @@ def privacy_store() -> DynamoPrivacy:
 @functools.cache
 def privacy_salt() -> bytes:
     """The salt of person keys, from its secret (read once per process)."""
-    from exportlake.adapters.privacy import read_salt
+    from exportlake.adapters.privacy import SaltSecret
 
-    return read_salt(client("secretsmanager"), settings().privacy_salt_id)
+    return SaltSecret(client("secretsmanager"), settings().privacy_salt_id).read()
 
 
 @functools.cache
@@ -190,6 +191,19 @@ def erase_service() -> EraseService:
         salt=privacy_salt(),
         workers=_erase_workers(os.environ.get("EXPORTLAKE_ERASE_WORKERS", "")),
     )
+
+
+@functools.cache
+def erase_jobs() -> EraseJobs:
+    """The deployed eraser's jobs (``EXPORTLAKE_ERASE_QUEUE_URL``: the erase-jobs queue the stack creates)."""
+    from exportlake.adapters.erasequeue import SqsEraseQueue, lake_exports
+    from exportlake.domain.erasejobs import EraseJobs
+
+    url = os.environ.get("EXPORTLAKE_ERASE_QUEUE_URL", "").strip()
+    if not url:
+        raise ConfigError("EXPORTLAKE_ERASE_QUEUE_URL is not set (the stack sets it on the eraser function)")
+    queue = SqsEraseQueue(client("sqs"), url)
+    return EraseJobs(erase_service(), ledger(), privacy_store(), queue.send, lambda: lake_exports(lake_store()))
 
 
 def _erase_workers(value: str) -> int:
@@ -291,5 +305,6 @@ def reset() -> None:
         privacy_store,
         privacy_salt,
         erase_service,
+        erase_jobs,
     ):
         cached.cache_clear()

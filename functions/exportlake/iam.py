@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from exportlake.domain.erasure import INDEX_PREFIX
 from exportlake.domain.schemas import MANIFESTS_PREFIX, RAW_PREFIX, TABLES_PREFIX
 
 PLANNER = "planner"
 COPIER = "copier"
 TABLES = "tables"  # the deploy-time custom resource of the raw Glue tables (invoked by CloudFormation)
-FUNCTIONS = (PLANNER, COPIER, TABLES)
+ERASER = "eraser"  # erasure requests and their jobs (the erase-jobs queue)
+FUNCTIONS = (PLANNER, COPIER, TABLES, ERASER)
 
 # The resources a grant names; the stack maps each to its ARN(s).
 SECRET = "secret"  # noqa: S105 - the name of a resource kind (the gateway credentials), not a value
@@ -31,6 +33,8 @@ OBJECTS = "objects"  # objects of the lake bucket under ``Grant.prefixes``
 GLUE = "glue"  # the catalog, the lake's database and its tables
 DECLARED_TABLES = "declared_tables"  # the catalog, the lake's database and the tables the stack declares
 LOG_GROUP = "log_group"  # the function's own log group
+PRIVACY_SALT = "privacy_salt"  # the secret holding the salt of person keys
+ERASE_QUEUE = "erase_queue"  # SQS erase-jobs
 ANY = "*"  # actions that support no resource-level permissions
 
 
@@ -51,6 +55,17 @@ _NOTIFY = (
     Grant("NotifyKey", TOPIC_KEY, ("kms:Decrypt", "kms:GenerateDataKey")),
 )
 
+_SALT = Grant("PrivacySalt", PRIVACY_SALT, ("secretsmanager:GetSecretValue",))
+#: Every generation of a result (parts, raw original, id index, manifest): erasure rewrites and purges them all.
+_RESULT_PREFIXES = (TABLES_PREFIX, RAW_PREFIX, INDEX_PREFIX, MANIFESTS_PREFIX)
+# A rewrite reads the result, writes its next generation, moves its partition and deletes every older version
+# (DeleteObjects naming version ids needs s3:DeleteObjectVersion): the eraser, and the copier for suppression.
+_REWRITE = (
+    Grant("ResultsRead", OBJECTS, ("s3:GetObject",), _RESULT_PREFIXES),
+    Grant("ResultsPurge", OBJECTS, ("s3:DeleteObject", "s3:DeleteObjectVersion"), _RESULT_PREFIXES),
+    Grant("PartitionMove", GLUE, ("glue:GetPartition", "glue:UpdatePartition")),
+)
+
 #: What each function's code calls.
 GRANTS: dict[str, tuple[Grant, ...]] = {
     PLANNER: (
@@ -67,23 +82,39 @@ GRANTS: dict[str, tuple[Grant, ...]] = {
     ),
     COPIER: (
         _SECRET,
+        _SALT,
         # PutItem: a job whose result expired while it waited is recorded as expired (never copied).
-        Grant("Ledger", LEDGER, ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")),
+        # Query: the suppression list (privacy items in the same table); UpdateItem also counts suppressed rows.
+        Grant("Ledger", LEDGER, ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem")),
         *_NOTIFY,
         # list_objects_v2 (stale parts of a partition) and list_multipart_uploads (uploads of killed runs).
         # ListBucket also makes a missing manifest answer NoSuchKey (404) instead of AccessDenied (403).
-        Grant("LakeBucket", BUCKET, ("s3:ListBucket", "s3:ListBucketMultipartUploads")),
-        # Parts, raw originals and manifests (multipart uploads included: Create/UploadPart/Complete).
-        Grant("LakeWrite", OBJECTS, ("s3:PutObject",), (TABLES_PREFIX, RAW_PREFIX, MANIFESTS_PREFIX)),
+        # ListBucketVersions: a result rewritten without suppressed persons loses every older version.
+        Grant("LakeBucket", BUCKET, ("s3:ListBucket", "s3:ListBucketMultipartUploads", "s3:ListBucketVersions")),
+        # Parts, raw originals, id indexes and manifests (multipart uploads included: Create/UploadPart/Complete).
+        Grant("LakeWrite", OBJECTS, ("s3:PutObject",), _RESULT_PREFIXES),
         Grant("LakeAbortUploads", OBJECTS, ("s3:AbortMultipartUpload",), (TABLES_PREFIX, RAW_PREFIX)),
-        Grant("ManifestsRead", OBJECTS, ("s3:GetObject",), (MANIFESTS_PREFIX,)),
-        # Stale parts under the prefix of a partition not registered yet; the objects of a failed attempt.
-        Grant("StalePartsDelete", OBJECTS, ("s3:DeleteObject",), (TABLES_PREFIX, RAW_PREFIX)),
+        *_REWRITE,
         Grant(
             "GlueCatalogOfTheLake",
             GLUE,
             ("glue:BatchCreatePartition", "glue:CreateTable", "glue:GetTable", "glue:UpdateTable"),
         ),
+    ),
+    ERASER: (
+        _SALT,
+        # Holds, requests, the suppression list (its own items) and the ledger's entries (a result's state).
+        Grant(
+            "Ledger",
+            LEDGER,
+            ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"),
+        ),
+        *_NOTIFY,
+        Grant("LakeBucket", BUCKET, ("s3:ListBucket", "s3:ListBucketMultipartUploads", "s3:ListBucketVersions")),
+        Grant("LakeWrite", OBJECTS, ("s3:PutObject",), _RESULT_PREFIXES),
+        Grant("LakeAbortUploads", OBJECTS, ("s3:AbortMultipartUpload",), (TABLES_PREFIX, RAW_PREFIX)),
+        *_REWRITE,
+        Grant("EraseJobsSend", ERASE_QUEUE, ("sqs:SendMessage",)),
     ),
     TABLES: (
         # Create a declared table or merge its declaration into it: the declared tables only, by name.
@@ -110,6 +141,11 @@ LAMBDA_GRANTS: dict[str, tuple[Grant, ...]] = {
     ),
     # Not traced (a few Glue calls at deploy time): no X-Ray.
     TABLES: (_LOGS,),
+    ERASER: (
+        _LOGS,
+        TRACING,
+        Grant("EraseJobsConsume", ERASE_QUEUE, ("sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage")),
+    ),
 }
 
 ALL_METHODS = ("*",)
@@ -156,6 +192,11 @@ USES: dict[str, dict[str, tuple[str, ...]]] = {
         "exportlake.adapters.notifier.SnsNotifier": ALL_METHODS,
         "exportlake.adapters.catalog.GlueCatalog": ("columns", "create_table", "add_columns", "register_partition"),
         "exportlake.adapters.s3sink.MultipartSink": ALL_METHODS,
+        # The id index of each result, and the suppression of erased persons before a partition is registered.
+        "exportlake.adapters.privacy.SaltSecret": ALL_METHODS,
+        "exportlake.adapters.privacy.DynamoPrivacy": ("suppressed", "count_suppressed"),
+        "exportlake.adapters.lakeversions.VersionedLakeStore": ("get_range", "versions", "purge"),
+        "exportlake.adapters.partitions.GluePartitions": ALL_METHODS,
         "exportlake.adapters.lakestore.S3LakeStore": (
             "get",
             "put",
@@ -166,10 +207,36 @@ USES: dict[str, dict[str, tuple[str, ...]]] = {
         ),
     },
     TABLES: {"exportlake.adapters.catalog.GlueCatalog": ("ensure_table", "drop_table")},
+    ERASER: {
+        "exportlake.adapters.privacy.SaltSecret": ALL_METHODS,
+        "exportlake.adapters.ledger.DynamoLedger": ("get", "entries"),
+        "exportlake.adapters.privacy.DynamoPrivacy": (
+            "suppressed",
+            "suppress",
+            "take_hold",
+            "renew_hold",
+            "hold_owner",
+            "release_hold",
+            "record_result",
+            "request_results",
+            "save_request",
+            "claim_notice",
+            "mark_noticed",
+            "open_run",
+            "settle",
+        ),
+        "exportlake.adapters.notifier.SnsNotifier": ALL_METHODS,
+        "exportlake.adapters.erasequeue.SqsEraseQueue": ALL_METHODS,
+        "exportlake.adapters.partitions.GluePartitions": ALL_METHODS,
+        "exportlake.adapters.s3sink.MultipartSink": ALL_METHODS,
+        "exportlake.adapters.lakestore.S3LakeStore": ("get", "put", "list_keys", "open_object", "abort_uploads"),
+        "exportlake.adapters.lakeversions.VersionedLakeStore": ("get_range", "versions", "purge"),
+    },
 }
 
 #: Adapter methods only the CLI and the local mode call (they run with the user's credentials, not a role).
 CLI_ONLY: dict[str, tuple[str, ...]] = {
+    "exportlake.adapters.privacy.DynamoPrivacy": ("lift", "requests", "suppressed_rows"),
     "exportlake.adapters.ledger.DynamoLedger": ("all_entries",),
     "exportlake.adapters.lakestore.S3LakeStore": ("open_uploads", "abort_upload"),
     "exportlake.adapters.catalog.GlueCatalog": ("ensure_database", "tables", "partitions", "partition_exists"),
@@ -195,7 +262,11 @@ _ACTION_OF_OPERATION: dict[tuple[str, str], str] = {
 }
 
 #: Actions an action needs besides itself on this stack's resources.
-IMPLIED: dict[str, tuple[str, ...]] = {"sns:Publish": ("kms:Decrypt", "kms:GenerateDataKey")}
+IMPLIED: dict[str, tuple[str, ...]] = {
+    "sns:Publish": ("kms:Decrypt", "kms:GenerateDataKey"),
+    # Versions are listed to be deleted by version id (DeleteObjects with VersionId: s3:DeleteObjectVersion).
+    "s3:ListBucketVersions": ("s3:DeleteObjectVersion",),
+}
 
 
 def iam_action(service: str, operation: str) -> str:

@@ -78,6 +78,18 @@ class Alerts(Construct):
         self.alarms.append(alarm)
         return alarm
 
+    def watch_queue(self, name: str, queue: sqs.IQueue, what: str) -> cloudwatch.Alarm:
+        """An alarm while a dead-letter queue holds any message."""
+        return self._alarm(
+            name,
+            f"exportlake: {what}",
+            metric=queue.metric_approximate_number_of_messages_visible(period=ALARM_PERIOD, statistic="Maximum"),
+            threshold=0,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+
     def watch(
         self,
         *,

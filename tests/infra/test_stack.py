@@ -14,6 +14,7 @@ from exportlake.domain.limits import VISIBILITY_TIMEOUT_SECONDS
 from exportlake.domain.schemas import ATHENA_RESULTS_PREFIX, EXPORT_TYPES, RAW_PREFIX
 from exportlake.settings import ENV_VARS, OPTIONAL_VARS
 from infra.constructs.functions import COPIER_HANDLER, PLANNER_HANDLER, TABLES_HANDLER
+from infra.constructs.privacy import ERASER_HANDLER
 
 from .conftest import Synthesized
 
@@ -194,7 +195,12 @@ def test_ledger_table(template: Template) -> None:
 
 
 def test_functions_runtime_and_sizing(resources: Resources) -> None:
-    expected = {PLANNER_HANDLER: (512, 300), COPIER_HANDLER: (1769, 900), TABLES_HANDLER: (256, 120)}
+    expected = {
+        PLANNER_HANDLER: (512, 300),
+        COPIER_HANDLER: (1769, 900),
+        TABLES_HANDLER: (256, 120),
+        ERASER_HANDLER: (1769, 900),
+    }
     for handler, (memory, timeout) in expected.items():
         _, fn = function(resources, handler)
         props = fn["Properties"]
@@ -207,7 +213,7 @@ def test_functions_runtime_and_sizing(resources: Resources) -> None:
         assert "FunctionName" not in props
         log_group = props["LoggingConfig"]["LogGroup"]["Ref"]
         assert resources[log_group]["Properties"]["RetentionInDays"] == 30
-    assert len(of_type(resources, "AWS::Lambda::Function")) == 3
+    assert len(of_type(resources, "AWS::Lambda::Function")) == 4
 
 
 def test_function_environment_is_exactly_the_settings_contract(resources: Resources) -> None:
@@ -220,10 +226,9 @@ def test_function_environment_is_exactly_the_settings_contract(resources: Resour
             ("AWS::SecretsManager::Secret", "GatewaySecret"),
         ]
     }
-    # The copy-jobs queue is the one with a redrive policy; its DLQ is the redrive's target.
-    queue_id, queue = next(
-        (k, v) for k, v in of_type(resources, "AWS::SQS::Queue").items() if "RedrivePolicy" in v["Properties"]
-    )
+    # The copy-jobs queue's DLQ is its redrive's target.
+    queue_id, queue = one(resources, "AWS::SQS::Queue", "CopyJobsQueue")
+    salt_id, _ = one(resources, "AWS::SecretsManager::Secret", "PrivacySalt")
     dlq_id = queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
     expected = {
         "EXPORTLAKE_GATEWAY_URL": "https://gateway.example.neoday.com",
@@ -238,6 +243,7 @@ def test_function_environment_is_exactly_the_settings_contract(resources: Resour
         "EXPORTLAKE_GATEWAY_MAX_RPS": "20",
         "EXPORTLAKE_EXPIRY_WARNING_HOURS": "24",
         "EXPORTLAKE_RAW_ARCHIVE": "on",
+        "EXPORTLAKE_PRIVACY_SALT_ID": {"Ref": salt_id},
         "POWERTOOLS_SERVICE_NAME": "exportlake",
         "POWERTOOLS_METRICS_NAMESPACE": "exportlake",
         "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -256,7 +262,7 @@ def test_function_environment_is_exactly_the_settings_contract(resources: Resour
 
 def test_imported_secret_is_passed_by_name(synth_alt: Synthesized) -> None:
     resources = synth_alt.raw["Resources"]
-    assert not of_type(resources, "AWS::SecretsManager::Secret")
+    assert [k for k in of_type(resources, "AWS::SecretsManager::Secret") if k.startswith("GatewaySecret")] == []
     for handler in (PLANNER_HANDLER, COPIER_HANDLER):
         env = function(resources, handler)[1]["Properties"]["Environment"]["Variables"]
         assert env["EXPORTLAKE_SECRET_ID"] == "prod/neoday-gateway"
@@ -264,9 +270,20 @@ def test_imported_secret_is_passed_by_name(synth_alt: Synthesized) -> None:
         assert env["EXPORTLAKE_RAW_ARCHIVE"] == "off"
 
 
+def copier_mapping(resources: Resources) -> dict[str, Any]:
+    """The copier's event source mapping (the eraser has its own)."""
+    copier_id, _ = function(resources, COPIER_HANDLER)
+    (mapping,) = [
+        m
+        for m in of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["FunctionName"] == {"Ref": copier_id}
+    ]
+    return mapping
+
+
 def test_copy_queue_wiring(resources: Resources) -> None:
     queues = of_type(resources, "AWS::SQS::Queue")
-    main_id, main = next((k, v) for k, v in queues.items() if "RedrivePolicy" in v["Properties"])
+    main_id, main = one(resources, "AWS::SQS::Queue", "CopyJobsQueue")
     dlq_id = main["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
     assert main["Properties"]["RedrivePolicy"]["maxReceiveCount"] == 5
     # At least the copier's timeout (Lambda's rule), far below the old 6 x 900 s: a killed copier's job returns soon.
@@ -274,10 +291,11 @@ def test_copy_queue_wiring(resources: Resources) -> None:
     assert 900 <= VISIBILITY_TIMEOUT_SECONDS < 6 * 900
     for queue in queues.values():
         assert queue["Properties"]["SqsManagedSseEnabled"] is True
-    assert len(queues) == 4  # copy jobs, its DLQ, the schedule's DLQ, the planner's failed runs
+    # copy jobs, its DLQ, the schedule's DLQ, the planner's failed runs, erase jobs and their DLQ
+    assert len(queues) == 6
     assert dlq_id in queues
     copier_id, _ = function(resources, COPIER_HANDLER)
-    (mapping,) = of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+    mapping = copier_mapping(resources)
     props = mapping["Properties"]
     assert props["FunctionName"] == {"Ref": copier_id}
     assert props["EventSourceArn"] == {"Fn::GetAtt": [main_id, "Arn"]}
@@ -294,7 +312,7 @@ def test_copy_queue_wiring(resources: Resources) -> None:
 
 def test_copy_concurrency_and_memory_from_config(synth_alt: Synthesized) -> None:
     resources = synth_alt.raw["Resources"]
-    (mapping,) = of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+    mapping = copier_mapping(resources)
     assert mapping["Properties"]["ScalingConfig"] == {"MaximumConcurrency": 10}
     assert function(resources, COPIER_HANDLER)[1]["Properties"]["MemorySize"] == 3008
 
@@ -431,11 +449,12 @@ def test_grants_are_scoped_to_their_resources(resources: Resources) -> None:
             out.append(tail)
         return sorted(out)
 
-    # Writes where the copier writes; reads of manifests only; deletes of stale parts only; never athena-results/.
-    assert object_prefixes(copier["LakeWrite"]) == ["/lake/*", "/manifests/*", "/raw/*"]
+    # Reads, writes and deletes (every version, for suppression) of a result's own objects; never athena-results/.
+    result_prefixes = ["/index/*", "/lake/*", "/manifests/*", "/raw/*"]
+    assert object_prefixes(copier["LakeWrite"]) == result_prefixes
     assert object_prefixes(copier["LakeAbortUploads"]) == ["/lake/*", "/raw/*"]
-    assert object_prefixes(copier["ManifestsRead"]) == ["/manifests/*"]
-    assert object_prefixes(copier["StalePartsDelete"]) == ["/lake/*", "/raw/*"]
+    assert object_prefixes(copier["ResultsRead"]) == result_prefixes
+    assert object_prefixes(copier["ResultsPurge"]) == result_prefixes
     glue = json.dumps(copier["GlueCatalogOfTheLake"]["Resource"])
     for part in (":catalog", ":database/exportlake", ":table/exportlake/*"):
         assert part in glue
@@ -513,7 +532,7 @@ def test_email_subscriptions_from_config(synth_alt: Synthesized) -> None:
 def test_alarms_route_to_the_topic(resources: Resources) -> None:
     topic_id, _ = one(resources, "AWS::SNS::Topic", "AlertsTopic")
     alarms = of_type(resources, "AWS::CloudWatch::Alarm")
-    assert len(alarms) == 10
+    assert len(alarms) == 11
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
         assert alarm["Properties"]["OKActions"] == [{"Ref": topic_id}]
@@ -530,10 +549,10 @@ def test_alarms_route_to_the_topic(resources: Resources) -> None:
         a for a in alarms.values() if a["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
     ]
     dlq_ids = {a["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for a in dlq_alarms}
-    # Every queue but the copy-jobs queue itself is a dead-letter queue of some kind, and each is watched.
+    # Every queue but the two job queues is a dead-letter queue of some kind, and each is watched.
     queues = of_type(resources, "AWS::SQS::Queue")
     assert dlq_ids == {k for k, v in queues.items() if "RedrivePolicy" not in v["Properties"]}
-    assert len(dlq_ids) == 3
+    assert len(dlq_ids) == 4  # copy jobs, schedule, failed runs, erase jobs
     error_alarms = [a["Properties"] for a in alarms.values() if a["Properties"].get("MetricName") == "Errors"]
     assert {a["Dimensions"][0]["Value"]["Ref"] for a in error_alarms} == {
         function(resources, PLANNER_HANDLER)[0],

@@ -282,15 +282,22 @@ class DynamoPrivacy:
         return int(resp["Attributes"]["open"]["N"])
 
 
-def read_salt(secrets_client: Any, secret_id: str) -> bytes:
-    """The salt of person keys: the secret's string value (never logged); ``ConfigError`` when it is missing."""
-    try:
-        value = secrets_client.get_secret_value(SecretId=secret_id).get("SecretString", "")
-    except secrets_client.exceptions.ResourceNotFoundException:
-        value = ""
-    if len(value) < 32:
-        raise ConfigError(
-            f"the privacy salt secret {secret_id} is missing or shorter than 32 characters: "
-            "run `exportlake provision` locally, or deploy the stack (it creates it)"
-        )
-    return value.encode()
+class SaltSecret:
+    """The salt of person keys: the string value of its secret (never logged)."""
+
+    def __init__(self, secrets_client: Any, secret_id: str) -> None:
+        self._secrets = secrets_client
+        self._id = secret_id
+
+    def read(self) -> bytes:
+        """The salt; ``ConfigError`` when the secret is missing or too short."""
+        try:
+            value = self._secrets.get_secret_value(SecretId=self._id).get("SecretString", "")
+        except self._secrets.exceptions.ResourceNotFoundException:
+            value = ""
+        if len(value) < 32:
+            raise ConfigError(
+                f"the privacy salt secret {self._id} is missing or shorter than 32 characters: "
+                "run `exportlake provision` locally, or deploy the stack (it creates it)"
+            )
+        return str(value).encode()
