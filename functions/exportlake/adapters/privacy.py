@@ -277,7 +277,7 @@ class DynamoPrivacy:
             UpdateExpression="ADD #o :d",
             ExpressionAttributeNames={"#o": "open"},
             ExpressionAttributeValues={":d": {"N": str(delta)}},
-            ReturnValues="UPDATED_NEW",
+            ReturnValues="ALL_NEW",  # UPDATED_NEW leaves out a count that did not change (delta 0)
         )
         return int(resp["Attributes"]["open"]["N"])
 

@@ -32,6 +32,9 @@ def add_parser(add: Any) -> None:
         help="lift the suppression of the persons named (--user-id/--client-id, or --key from --list)",
     )
     erase.add_argument("--key", action="append", default=[], metavar="KEY", help="a suppression entry (--list)")
+    erase.add_argument(
+        "--stack", metavar="NAME", help="send the request to this deployed stack's eraser (parallel, on AWS)"
+    )
     erase.set_defaults(func=cmd_erase)
 
 
@@ -55,6 +58,8 @@ def cmd_erase(args: argparse.Namespace) -> ExitCode:
     users, clients = _ids(args)
     if not users and not clients:
         raise ConfigError("erase: name the person with --user-id ID or --client-id EXT (or use --list)")
+    if args.stack:
+        return _deployed(args.stack, users, clients, dry_run=args.dry_run, as_json=as_json)
     preflight(("settings", "aws", "resources"))
     service = bootstrap.erase_service()
     candidates = [
@@ -139,4 +144,29 @@ def _lift(prefixes: list[str], users: list[str], clients: list[str], *, as_json:
         print(json.dumps({"lifted": [k[:16] for k in lifted]}))
     else:
         print(f"lifted {len(lifted)} suppression entries; later results keep those records (erased data stays erased)")
+    return ExitCode.OK
+
+
+def _deployed(stack: str, users: list[str], clients: list[str], *, dry_run: bool, as_json: bool) -> ExitCode:
+    """Invoke the stack's eraser with the request (validated there too); it works the jobs in parallel."""
+    from exportlake.cli import stackenv
+
+    function = stackenv.outputs(bootstrap.client("cloudformation"), stack).get("EraserFunction")
+    if not function:
+        raise ConfigError(f"stack {stack} has no EraserFunction output: deploy the current version (make deploy)")
+    payload = json.dumps({"user_ids": users, "client_ids": clients, "dry_run": dry_run})
+    resp = bootstrap.client("lambda").invoke(FunctionName=function, Payload=payload.encode())
+    answer = json.loads(resp["Payload"].read() or b"{}")
+    if resp.get("FunctionError"):
+        raise ConfigError(f"the eraser refused the request: {answer.get('errorMessage', 'see its logs')}")
+    if as_json:
+        print(json.dumps(answer, indent=1))
+    elif dry_run:
+        rows = answer.get("rows_removed") or {}
+        print(f"request {answer.get('request_id')}: would remove {sum(rows.values())} rows")
+    else:
+        print(
+            f"request {answer.get('request_id')} accepted: {answer.get('exports')} exports are being searched; "
+            "exportlake erase --list shows it when done (person.erased is announced)"
+        )
     return ExitCode.OK

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from exportlake.domain.erasing import EraseService
-from exportlake.domain.erasure import EraseReport, request_id
+from exportlake.domain.erasure import EraseReport
 from exportlake.domain.models import ResultState
 from exportlake.domain.naming import validate_export_name, validate_result_id
 from exportlake.domain.ports import LedgerEntry
@@ -64,8 +64,7 @@ class EraseJobs:
         keys = self._service.keys_of(users, clients)
         exports = sorted(self._exports())
         candidates = [c for e in exports for c in self._copied(e)] if keys.get("client_id") else []
-        keys, added = self._service.open_request(keys, candidates)
-        rid = request_id(k for ks in keys.values() for k in ks)
+        rid, keys, added = self._service.open_request(keys, candidates)
         run = f"{rid}.{int(time.time() * 1000)}"
         wire = {col: sorted(ks) for col, ks in keys.items()}
         self._runs.open_run(run, len(exports))
@@ -86,8 +85,10 @@ class EraseJobs:
         if kind == FIND:
             earlier = {(r.export_name, r.result_id) for r in self._service.results_of(rid) if r.export_name == export}
             hits = sorted(set(self._service.find(keys, self._copied(export))) | earlier)
+            # Settled before the erase jobs go out (an erase job settling first could close the run early); a retry
+            # sends them again (an erase job is idempotent and settles once).
             left = self._runs.settle(run, f"{FIND}/{export}", len(hits) - 1)
-            if hits and left is not None:
+            if hits:
                 wire = dict(job["keys"])
                 self._send(
                     [
