@@ -107,4 +107,8 @@ def test_later_results_land_without_a_suppressed_person(lake: Lake) -> None:
     manifest = lake.manifest("win-info", rid)
     assert manifest["erasure"]["suppressed"] == later.count(person)
     assert bootstrap.privacy_store().suppressed_rows() == {"win-info": later.count(person)}
+    from exportlake.cli.status import status_records
+
+    win = next(r for r in status_records() if r["export"] == "win-info")
+    assert win["rows_suppressed"] == later.count(person)
     assert _verify_all(lake) == []

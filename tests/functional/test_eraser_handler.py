@@ -22,13 +22,12 @@ def _visible(lake: Lake) -> Any:
 def _drain(lake: Lake, url: str) -> tuple[int, int]:
     """Deliver every erase job to the handler, as the event source mapping does; (invocations, jobs)."""
     sqs = lake.client("sqs")
-    invocations = jobs = 0
-    for _ in range(200):
+    jobs = 0
+    for invocations in range(200):
         got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=0).get("Messages", [])
         if not got:
             return invocations, jobs
         response = eraser.handler(sqs_event(got, url, "us-east-1"), LocalContext("eraser"))
-        invocations += 1
         if not response.get("batchItemFailures"):
             sqs.delete_message(QueueUrl=url, ReceiptHandle=got[0]["ReceiptHandle"])
             jobs += 1

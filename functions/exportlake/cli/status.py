@@ -28,6 +28,7 @@ def status_records(now: datetime | None = None) -> list[dict[str, Any]]:
     ledger = bootstrap.ledger()
     exports = gateway.list_exports()
     entries = ledger.all_entries()
+    suppressed = bootstrap.privacy_store().suppressed_rows()
     out: list[dict[str, Any]] = []
     for export in sorted(exports, key=lambda e: e.system_name):
         mine = [e for e in entries if e.export_name == export.system_name]
@@ -50,6 +51,8 @@ def status_records(now: datetime | None = None) -> list[dict[str, Any]]:
                 "lag_seconds": lag,
                 "up_to_date": newest is None or (newest_copied is not None and newest_copied >= newest),
                 "rows_copied": sum(e.rows for e in copied),
+                # Records of erased persons kept out of later results (exportlake erase; suppression list).
+                "rows_suppressed": suppressed.get(export.system_name, 0),
                 "bytes_copied": sum(e.bytes for e in copied),
                 "states": {s.value: sum(1 for e in mine if e.state == s) for s in ResultState},
                 "uncopied": len(waiting),
@@ -86,7 +89,7 @@ def status_rows(records: list[dict[str, Any]] | None = None) -> list[tuple[Any, 
                 short(datetime.fromisoformat(r["newest_on_gateway"])) if r["newest_on_gateway"] else "never ran",
                 short(datetime.fromisoformat(r["newest_copied"])) if r["newest_copied"] else "-",
                 _lag_text(r),
-                r["rows_copied"],
+                f"{r['rows_copied']} ({r['rows_suppressed']} suppressed)" if r["rows_suppressed"] else r["rows_copied"],
                 ", ".join(f"{k} {v}" for k, v in r["states"].items() if v) or "-",
                 expiry,
             )
