@@ -57,10 +57,10 @@ def add_nag(app: cdk.App, stack: ExportLakeStack) -> None:
     eraser_role = stack.eraser.node.find_child("EraserRole")
     acknowledge(stack.eraser.function, "L1", runtime_reason)
     acknowledge(eraser_role, "IAM5[Resource::*]", XRAY_REASON)
-    for role, function in ((copier_role, permissions.COPIER), (eraser_role, permissions.ERASER)):
+    for grantee, function in ((copier_role, permissions.COPIER), (eraser_role, permissions.ERASER)):
         for prefix in sorted({p for g in permissions.GRANTS[function] for p in g.prefixes}):
             acknowledge(
-                role,
+                grantee,
                 f"IAM5[Resource::<{bucket_arn}.Arn>/{prefix}/*]",
                 f"Object keys under {prefix}/ are made per export result at run time; the grant covers that prefix "
                 "of the lake bucket only, with explicit object actions.",

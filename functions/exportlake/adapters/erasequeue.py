@@ -25,7 +25,7 @@ class SqsEraseQueue:
                 Entries=[{"Id": str(i), "MessageBody": json.dumps(job, sort_keys=True)} for i, job in enumerate(batch)],
             )
             if resp.get("Failed"):
-                raise EnqueueError(f"SQS refused {len(resp['Failed'])} erase jobs, e.g. {resp['Failed'][0]}")
+                raise EnqueueError(f"SQS refused {len(resp['Failed'])} erase jobs, e.g. {resp['Failed'][0]}", set())
 
 
 def lake_exports(store: Any) -> list[str]:

@@ -190,8 +190,6 @@ class EraseReport:
     at: str = ""
     #: The first 16 hex digits of each person key (audit record only; never in a notification).
     person_keys: list[str] = field(default_factory=list)
-    #: The first 16 hex digits of each person key (audit record only; never in a notification).
-    person_keys: list[str] = field(default_factory=list)
 
     @property
     def touched(self) -> list[ResultErasure]:
