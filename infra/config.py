@@ -21,6 +21,7 @@ from exportlake.settings import (
     DEFAULT_EXPIRY_WARNING_HOURS,
     MAX_EXPIRY_WARNING_HOURS,
     MAX_GATEWAY_RPS,
+    MAX_LAKE_RETENTION_DAYS,
     is_host_pattern,
 )
 
@@ -51,6 +52,8 @@ DEFAULTS: dict[str, Any] = {
     "expiryWarningHours": DEFAULT_EXPIRY_WARNING_HOURS,
     # Export type → "snapshot" | "delta"; types not named keep the registry's default (see docs/analytics.md).
     "resultSemantics": {},
+    # Days a result stays in the lake (partition, Parquet, raw, index, manifest, every version); 0 keeps them forever.
+    "lakeRetentionDays": 0,
 }
 
 #: The placeholder gateway of ``cdk.json``: a stack deployed with it can never copy anything.
@@ -96,6 +99,8 @@ class Config:
     #: deploy: the next deploy (without it) then hands them to the merging custom resources instead of deleting them.
     upgrade_from_glue_tables: bool = False
     raw_archive: bool = True
+    #: Results older than this many days are removed whole, daily (EXPORTLAKE_LAKE_RETENTION_DAYS); 0: never.
+    lake_retention_days: int = 0
 
     @property
     def removal_policy(self) -> cdk.RemovalPolicy:
@@ -303,6 +308,7 @@ class _Reader:
             expiry_warning_hours=self.integer("expiryWarningHours", 1, MAX_EXPIRY_WARNING_HOURS),
             upgrade_from_glue_tables=self.boolean("upgradeFromGlueTables"),
             raw_archive=self.boolean("rawArchive"),
+            lake_retention_days=self.integer("lakeRetentionDays", 0, MAX_LAKE_RETENTION_DAYS),
         )
         if self.problems:
             raise ConfigError(

@@ -62,6 +62,7 @@ class ExportLakeStack(cdk.Stack):
             "EXPORTLAKE_EXPIRY_WARNING_HOURS": str(config.expiry_warning_hours),
             "EXPORTLAKE_RAW_ARCHIVE": "on" if config.raw_archive else "off",
             "EXPORTLAKE_PRIVACY_SALT_ID": self.salt.secret.secret_arn,
+            "EXPORTLAKE_LAKE_RETENTION_DAYS": str(config.lake_retention_days),
         }
         code = code or bundling.lambda_code()
         self.functions = Functions(

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from exportlake.domain.erasejobs import EraseJobs
     from exportlake.domain.erasing import EraseService
     from exportlake.domain.models import CopyJob
+    from exportlake.domain.retention import RetentionService
 
 #: Told ``(job, rows, bytes, length)`` while a result streams: set by the CLI's progress display, never in Lambda.
 _copy_progress: Callable[[CopyJob, int, int, int | None], None] | None = None
@@ -194,6 +195,16 @@ def erase_service() -> EraseService:
 
 
 @functools.cache
+def retention_service() -> RetentionService:
+    """Removes results older than ``lakeRetentionDays``, whole."""
+    from exportlake.adapters.partitions import GluePartitions
+    from exportlake.domain.retention import RetentionService
+
+    partitions = GluePartitions(client("glue"), settings().glue_database)
+    return RetentionService(erase_service(), partitions, privacy_store(), notifier())
+
+
+@functools.cache
 def erase_jobs() -> EraseJobs:
     """The deployed eraser's jobs (``EXPORTLAKE_ERASE_QUEUE_URL``: the erase-jobs queue the stack creates)."""
     from exportlake.adapters.erasequeue import SqsEraseQueue, lake_exports
@@ -203,7 +214,15 @@ def erase_jobs() -> EraseJobs:
     if not url:
         raise ConfigError("EXPORTLAKE_ERASE_QUEUE_URL is not set (the stack sets it on the eraser function)")
     queue = SqsEraseQueue(client("sqs"), url)
-    return EraseJobs(erase_service(), ledger(), privacy_store(), queue.send, lambda: lake_exports(lake_store()))
+    return EraseJobs(
+        erase_service(),
+        ledger(),
+        privacy_store(),
+        queue.send,
+        lambda: lake_exports(lake_store()),
+        retention_service(),
+        notifier(),
+    )
 
 
 def _erase_workers(value: str) -> int:
@@ -306,5 +325,6 @@ def reset() -> None:
         privacy_salt,
         erase_service,
         erase_jobs,
+        retention_service,
     ):
         cached.cache_clear()

@@ -115,6 +115,8 @@ GRANTS: dict[str, tuple[Grant, ...]] = {
         Grant("LakeAbortUploads", OBJECTS, ("s3:AbortMultipartUpload",), (TABLES_PREFIX, RAW_PREFIX)),
         *_REWRITE,
         Grant("EraseJobsSend", ERASE_QUEUE, ("sqs:SendMessage",)),
+        # Retention (lakeRetentionDays): the lake's tables, their partitions older than the period, deregistering one.
+        Grant("Retention", GLUE, ("glue:DeletePartition", "glue:GetPartitions", "glue:GetTables")),
     ),
     TABLES: (
         # Create a declared table or merge its declaration into it: the declared tables only, by name.
@@ -196,7 +198,7 @@ USES: dict[str, dict[str, tuple[str, ...]]] = {
         "exportlake.adapters.privacy.SaltSecret": ALL_METHODS,
         "exportlake.adapters.privacy.DynamoPrivacy": ("suppressed", "count_suppressed"),
         "exportlake.adapters.lakeversions.VersionedLakeStore": ("get_range", "versions", "purge"),
-        "exportlake.adapters.partitions.GluePartitions": ALL_METHODS,
+        "exportlake.adapters.partitions.GluePartitions": ("partition_location", "move_partition"),
         "exportlake.adapters.lakestore.S3LakeStore": (
             "get",
             "put",
@@ -224,10 +226,17 @@ USES: dict[str, dict[str, tuple[str, ...]]] = {
             "mark_noticed",
             "open_run",
             "settle",
+            "mark_retired",
         ),
         "exportlake.adapters.notifier.SnsNotifier": ALL_METHODS,
         "exportlake.adapters.erasequeue.SqsEraseQueue": ALL_METHODS,
-        "exportlake.adapters.partitions.GluePartitions": ALL_METHODS,
+        "exportlake.adapters.partitions.GluePartitions": (
+            "partition_location",
+            "move_partition",
+            "tables",
+            "older_than",
+            "drop_partition",
+        ),
         "exportlake.adapters.s3sink.MultipartSink": ALL_METHODS,
         "exportlake.adapters.lakestore.S3LakeStore": ("get", "put", "list_keys", "open_object", "abort_uploads"),
         "exportlake.adapters.lakeversions.VersionedLakeStore": ("get_range", "versions", "purge"),
@@ -236,7 +245,7 @@ USES: dict[str, dict[str, tuple[str, ...]]] = {
 
 #: Adapter methods only the CLI and the local mode call (they run with the user's credentials, not a role).
 CLI_ONLY: dict[str, tuple[str, ...]] = {
-    "exportlake.adapters.privacy.DynamoPrivacy": ("lift", "requests", "suppressed_rows"),
+    "exportlake.adapters.privacy.DynamoPrivacy": ("lift", "requests", "suppressed_rows", "retired"),
     "exportlake.adapters.ledger.DynamoLedger": ("all_entries",),
     "exportlake.adapters.lakestore.S3LakeStore": ("open_uploads", "abort_upload"),
     "exportlake.adapters.catalog.GlueCatalog": ("ensure_database", "tables", "partitions", "partition_exists"),

@@ -34,7 +34,10 @@ OPTIONAL_VARS: tuple[str, ...] = (
     "EXPORTLAKE_EXPIRY_WARNING_HOURS",
     "EXPORTLAKE_GATEWAY_MAX_RPS",
     "EXPORTLAKE_PRIVACY_SALT_ID",
+    "EXPORTLAKE_LAKE_RETENTION_DAYS",
 )
+#: Highest ``EXPORTLAKE_LAKE_RETENTION_DAYS`` (``lakeRetentionDays``); ``0`` keeps results forever.
+MAX_LAKE_RETENTION_DAYS = 36500
 #: The secret holding the salt of person keys (``domain.erasure``) when ``EXPORTLAKE_PRIVACY_SALT_ID`` is unset.
 DEFAULT_PRIVACY_SALT_ID = "exportlake/privacy-salt"
 DEFAULT_EXPIRY_WARNING_HOURS = 24
@@ -68,6 +71,8 @@ class Settings:
     gateway_max_rps: float = GATEWAY_MAX_REQUESTS_PER_SECOND
     #: The secret holding the salt of person keys (erasure, suppression); the stack and ``provision`` create it.
     privacy_salt_id: str = DEFAULT_PRIVACY_SALT_ID
+    #: Results created more than this many days ago leave the lake whole (``lakeRetentionDays``); 0: never.
+    lake_retention_days: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -126,21 +131,17 @@ class Settings:
         salt_id = env.get("EXPORTLAKE_PRIVACY_SALT_ID", "").strip() or DEFAULT_PRIVACY_SALT_ID
         if not _SECRET_ID.fullmatch(salt_id):
             problems.append(f"EXPORTLAKE_PRIVACY_SALT_ID={salt_id!r} is not valid (a secret name or ARN)")
+        raw_days = env.get("EXPORTLAKE_LAKE_RETENTION_DAYS", "").strip() or "0"
+        days = int(raw_days) if raw_days.isdigit() else -1
+        if not 0 <= days <= MAX_LAKE_RETENTION_DAYS:
+            problems.append(
+                f"EXPORTLAKE_LAKE_RETENTION_DAYS={raw_days!r} is not valid "
+                f"(whole days, 0 to {MAX_LAKE_RETENTION_DAYS}; 0 keeps results forever)"
+            )
         if problems:
             raise ConfigError("invalid exportlake settings: " + "; ".join(problems))
-        return cls(
-            gateway_url,
-            secret_id,
-            bucket,
-            glue_database,
-            ledger_table,
-            topic_arn,
-            queue_url,
-            hosts,
-            hours,
-            rps,
-            salt_id,
-        )
+        place = (bucket, glue_database, ledger_table, topic_arn, queue_url)
+        return cls(gateway_url, secret_id, *place, hosts, hours, rps, salt_id, days)
 
     def as_env(self) -> dict[str, str]:
         """The contract as environment variables (the inverse of ``from_env``; optional ones when not default)."""
@@ -151,6 +152,8 @@ class Settings:
             optional["EXPORTLAKE_GATEWAY_MAX_RPS"] = f"{self.gateway_max_rps:g}"
         if self.privacy_salt_id != DEFAULT_PRIVACY_SALT_ID:
             optional["EXPORTLAKE_PRIVACY_SALT_ID"] = self.privacy_salt_id
+        if self.lake_retention_days:
+            optional["EXPORTLAKE_LAKE_RETENTION_DAYS"] = str(self.lake_retention_days)
         return optional | dict(
             zip(
                 ENV_VARS,

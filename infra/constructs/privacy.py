@@ -8,6 +8,8 @@ bounded by the function's timeout.
 from __future__ import annotations
 
 import aws_cdk as cdk
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -104,3 +106,16 @@ class Eraser(Construct):
             report_batch_item_failures=True,
             max_concurrency=max(2, config.copy_concurrency),
         )
+        if config.lake_retention_days:
+            # Daily: the eraser queues one retire job per result older than lakeRetentionDays.
+            self.retention = events.Rule(
+                self,
+                "Retention",
+                description="exportlake: remove results older than lakeRetentionDays",
+                schedule=events.Schedule.rate(cdk.Duration.days(1)),
+                targets=[
+                    targets.LambdaFunction(
+                        self.function, event=events.RuleTargetInput.from_object({"action": "retire"}), retry_attempts=2
+                    )
+                ],
+            )

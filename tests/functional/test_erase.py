@@ -112,3 +112,29 @@ def test_later_results_land_without_a_suppressed_person(lake: Lake) -> None:
     win = next(r for r in status_records() if r["export"] == "win-info")
     assert win["rows_suppressed"] == later.count(person)
     assert _verify_all(lake) == []
+
+
+def test_retention_removes_old_results_whole_and_they_are_never_copied_again(lake: Lake) -> None:
+    from datetime import timedelta
+
+    from exportlake.domain.timefmt import day_of, utc_now
+
+    lake.sync()
+    before = lake.partitions()
+    now = utc_now()
+    cutoff = day_of(now - timedelta(days=1))
+    old = {k for k in before if k[2] < cutoff}
+    assert old and old != set(before)  # the simulator's results span a few days
+    report = bootstrap.retention_service().run(1, now)
+    assert {(r.export_name, r.result_id) for r in report.results} == {(k[1], k[3]) for k in old}
+    assert set(lake.partitions()) == set(before) - old
+    s3 = lake.client("s3")
+    keys = {key for key, _ in version_ids(s3, lake.settings.bucket)}
+    for _, export, _, rid in old:  # no object, no version of a retired result is left
+        assert not [k for k in keys if f"result_id={rid}" in k or f"/{export}/{rid}." in k], rid
+    assert _verify_all(lake) == []
+    (notice,) = lake.events("results.retired")
+    assert notice["body"]["results"] == len(old) and notice["body"]["versions_deleted"] > 0
+    again = lake.sync()
+    assert again.copied == []  # retired results stay copied in the ledger: never copied again
+    assert bootstrap.retention_service().run(1, now).results == []

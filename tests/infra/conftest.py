@@ -83,6 +83,7 @@ def synth_alt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]
         gatewayMaxRequestsPerSecond=7.5,
         expiryWarningHours=48,
         rawArchive=False,
+        lakeRetentionDays=400,
     )
 
 

@@ -244,6 +244,7 @@ def test_function_environment_is_exactly_the_settings_contract(resources: Resour
         "EXPORTLAKE_EXPIRY_WARNING_HOURS": "24",
         "EXPORTLAKE_RAW_ARCHIVE": "on",
         "EXPORTLAKE_PRIVACY_SALT_ID": {"Ref": salt_id},
+        "EXPORTLAKE_LAKE_RETENTION_DAYS": "0",
         "POWERTOOLS_SERVICE_NAME": "exportlake",
         "POWERTOOLS_METRICS_NAMESPACE": "exportlake",
         "POWERTOOLS_LOG_LEVEL": "INFO",

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from exportlake.domain.naming import validate_table_name
+
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 class GluePartitions:
@@ -50,3 +53,34 @@ class GluePartitions:
             PartitionValueList=list(values),
             PartitionInput=partition,
         )
+
+    def tables(self) -> list[str]:
+        """Every table of the database."""
+        names: list[str] = []
+        for page in self._glue.get_paginator("get_tables").paginate(DatabaseName=self.database):
+            names.extend(t["Name"] for t in page.get("TableList", []) if t.get("TableType") == "EXTERNAL_TABLE")
+        return names
+
+    def older_than(self, table: str, day: str) -> list[tuple[list[str], str]]:
+        """(values, location) of the partitions created before ``day`` (Glue filters them: the cost is theirs)."""
+        if not _DAY.fullmatch(day):
+            raise ValueError(f"{day!r} is not a YYYY-MM-DD day")
+        out: list[tuple[list[str], str]] = []
+        for page in self._glue.get_paginator("get_partitions").paginate(
+            DatabaseName=self.database,
+            TableName=validate_table_name(table),
+            Expression=f"created_date < '{day}'",
+        ):
+            for p in page.get("Partitions", []):
+                out.append((list(p["Values"]), str(p.get("StorageDescriptor", {}).get("Location", ""))))
+        return out
+
+    def drop_partition(self, table: str, values: Sequence[str]) -> None:
+        """Deregister one partition (Athena stops reading it at once); gone already is fine."""
+        try:
+            self._glue.delete_partition(
+                DatabaseName=self.database, TableName=validate_table_name(table), PartitionValues=list(values)
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "EntityNotFoundException":
+                raise

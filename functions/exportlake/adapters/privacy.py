@@ -23,7 +23,8 @@ HOLDS = "#privacy#hold"
 REQUESTS = "#privacy#request"
 RESULTS = "#privacy#result#"  # + request id
 STATS = "#privacy#stats"
-RUNS = "#privacy#run"  # + run id for the settled-job markers
+RUNS = "#privacy#run"
+RETIRED = "#privacy#retired"  # + run id for the settled-job markers
 NOTICE_SECONDS = 60
 
 
@@ -280,6 +281,22 @@ class DynamoPrivacy:
             ReturnValues="ALL_NEW",  # UPDATED_NEW leaves out a count that did not change (delta 0)
         )
         return int(resp["Attributes"]["open"]["N"])
+
+    # -- retention ----------------------------------------------------------------------------------------------
+    def mark_retired(self, export_name: str, result_id: str, day: str) -> None:
+        """Record that retention removed a result (created on ``day``)."""
+        self._db.put_item(
+            TableName=self._table,
+            Item={**self._key(RETIRED, f"{export_name}/{result_id}"), "day": {"S": day}, "at": {"S": now_text()}},
+        )
+
+    def retired(self) -> set[tuple[str, str]]:
+        """(export, result id) of every result retention removed."""
+        out: set[tuple[str, str]] = set()
+        for item in self._query(RETIRED):
+            export, _, rid = item["result_id"]["S"].partition("/")
+            out.add((export, rid))
+        return out
 
 
 class SaltSecret:

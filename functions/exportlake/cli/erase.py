@@ -33,6 +33,12 @@ def add_parser(add: Any) -> None:
     )
     erase.add_argument("--key", action="append", default=[], metavar="KEY", help="a suppression entry (--list)")
     erase.add_argument(
+        "--retire",
+        action="store_true",
+        help="remove every result older than lakeRetentionDays (EXPORTLAKE_LAKE_RETENTION_DAYS, or --days)",
+    )
+    erase.add_argument("--days", type=int, metavar="N", help="with --retire: the retention period in days")
+    erase.add_argument(
         "--stack", metavar="NAME", help="send the request to this deployed stack's eraser (parallel, on AWS)"
     )
     erase.set_defaults(func=cmd_erase)
@@ -52,6 +58,9 @@ def cmd_erase(args: argparse.Namespace) -> ExitCode:
     if args.list:
         preflight(("settings", "aws", "resources"))
         return _list(as_json)
+    if args.retire:
+        preflight(("settings", "aws", "resources"))
+        return _retire(args.days, as_json)
     if args.lift:
         preflight(("settings", "aws", "resources"))
         return _lift(args.key, *_ids(args), as_json=as_json)
@@ -170,3 +179,24 @@ def _deployed(stack: str, users: list[str], clients: list[str], *, dry_run: bool
             "exportlake erase --list shows it when done (person.erased is announced)"
         )
     return ExitCode.OK
+
+
+def _retire(days: int | None, as_json: bool) -> ExitCode:
+    """Remove the results older than the retention period, whole (partition, objects, versions)."""
+    from exportlake.domain.timefmt import utc_now
+
+    period = bootstrap.settings().lake_retention_days if days is None else days
+    if period < 0:
+        raise ConfigError("erase --retire --days N: N is a number of days (0 keeps results forever)")
+    report = bootstrap.retention_service().run(period, utc_now())
+    if as_json:
+        print(json.dumps(report.as_dict(), indent=1))
+    elif period == 0:
+        print("lakeRetentionDays is 0: results are kept forever (set it, or pass --days N)")
+    else:
+        record = report.as_dict()
+        print(
+            f"removed {len(report.results)} results created before {report.before} "
+            f"({record['versions_deleted']} object versions)"
+        )
+    return ExitCode.HELD if report.pending else ExitCode.OK

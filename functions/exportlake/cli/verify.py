@@ -143,10 +143,12 @@ def verify(
     s3: Any, catalog: Any, ledger: Any, bucket: str, *, export: str | None = None, result_id: str | None = None
 ) -> list[Verdict]:
     """Check every copied result (of ``export``; or the one ``result_id``)."""
+    retired = bootstrap.privacy_store().retired()  # removed by lakeRetentionDays: expected gone
     entries = [
         e
         for e in ledger.all_entries()
         if e.state == ResultState.COPIED
+        and (e.export_name, e.result_id) not in retired
         and (export is None or e.export_name == export)
         and (result_id is None or e.result_id == result_id)
     ]

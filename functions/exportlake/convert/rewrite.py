@@ -22,8 +22,7 @@ from isal import igzip
 
 from exportlake.convert.parquet import write_parquet
 from exportlake.convert.stream import GZIP_TYPE, PARQUET_TYPE
-from exportlake.domain.erasing import Drop, Rewritten
-from exportlake.domain.erasure import ID_COLUMNS
+from exportlake.domain.erasure import ID_COLUMNS, Drop, Rewritten
 from exportlake.domain.errors import DocumentError
 from exportlake.domain.location import ResultLocation
 from exportlake.domain.manifest import Manifest, ManifestPart, RawOriginal

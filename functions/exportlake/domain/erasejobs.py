@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any, Protocol
 
+from exportlake.domain import notices
 from exportlake.domain.erasing import EraseService
 from exportlake.domain.erasure import EraseReport
 from exportlake.domain.models import ResultState
 from exportlake.domain.naming import validate_export_name, validate_result_id
-from exportlake.domain.ports import LedgerEntry
+from exportlake.domain.ports import LedgerEntry, Notifier
+from exportlake.domain.retention import RetentionService
 from exportlake.domain.timefmt import now_text
 
 FIND = "find"
 ERASE = "erase"
+RETIRE = "retire"
 
 
 class RunStore(Protocol):
@@ -46,12 +50,16 @@ class EraseJobs:
         runs: RunStore,
         send: Callable[[list[dict[str, Any]]], None],
         exports: Callable[[], list[str]],
+        retention: RetentionService | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self._service = service
         self._ledger = ledger
         self._runs = runs
         self._send = send
         self._exports = exports
+        self._retention = retention
+        self._notifier = notifier
 
     def _keys(self, job: Mapping[str, Any]) -> dict[str, set[str]]:
         return {str(col): {str(k) for k in keys} for col, keys in dict(job["keys"]).items()}
@@ -77,8 +85,24 @@ class EraseJobs:
         candidates = [c for e in sorted(self._exports()) for c in self._copied(e)]
         return self._service.erase(keys, candidates, dry_run=True).as_dict()
 
+    def retire(self, days: int, now: datetime) -> dict[str, Any]:
+        """Queue one ``retire`` job per result older than ``days`` (the schedule's daily call) and announce it."""
+        if self._retention is None or days <= 0:
+            return {"retire": 0}
+        before, found = self._retention.expired(days, now)
+        self._send([{"kind": RETIRE, "table": t, "values": list(v)} for t, v in found])
+        if found:
+            record = {"retention_days": days, "created_before": before, "results": len(found)}
+            if self._notifier is not None:
+                notices.results_retired(self._notifier, record)
+        return {"retire": len(found), "created_before": before}
+
     def work(self, job: Mapping[str, Any]) -> bool:
         """Work one job; False when its result is still being copied or erased (the queue retries it)."""
+        if job.get("kind") == RETIRE and self._retention is not None:
+            values = [str(v) for v in job["values"]]
+            validate_export_name(values[0]), validate_result_id(values[2])
+            return self._retention.retire(str(job["table"]), values).state != "pending"
         kind, run, rid = job.get("kind"), str(job["run"]), str(job["request"])
         export = validate_export_name(job["export"])
         keys = self._keys(job)

@@ -14,17 +14,21 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from typing import Protocol
+from dataclasses import replace
 
 from exportlake.domain import notices
 from exportlake.domain.erasure import (
     CLIENT_ID,
     INDEX_PREFIX,
     USERID,
+    Drop,
     EraseReport,
+    PartitionCatalog,
+    PrivacyStore,
     ResultErasure,
+    Rewriter,
     Suppression,
+    VersionedStore,
     encode_index,
     index_hits,
     index_key,
@@ -38,7 +42,7 @@ from exportlake.domain.erasure import (
 from exportlake.domain.errors import ExportlakeError, ValidationError
 from exportlake.domain.lease import Lease, holder_is_dead, new_owner
 from exportlake.domain.location import ResultLocation
-from exportlake.domain.manifest import Erasure, Manifest, ManifestPart, RawOriginal
+from exportlake.domain.manifest import Erasure, Manifest
 from exportlake.domain.models import ResultState
 from exportlake.domain.naming import manifest_key
 from exportlake.domain.ports import Ledger, Notifier
@@ -49,94 +53,6 @@ log = logging.getLogger(__name__)
 HOLD_SECONDS = 30.0
 #: How long a result held by another live eraser is waited for before it is reported pending.
 HOLD_WAIT_SECONDS = 35.0
-#: Drop rule: ``drop(column, value)`` is True for a value of a person to remove.
-Drop = Callable[[str, str], bool]
-
-
-class VersionedStore(Protocol):
-    """The lake bucket with its object versions."""
-
-    bucket: str
-
-    def get(self, key: str) -> bytes | None: ...
-
-    def get_range(self, key: str, start: int, end: int) -> bytes: ...
-
-    def put(self, key: str, body: bytes, content_type: str) -> None: ...
-
-    def list_keys(self, prefix: str) -> list[str]: ...
-
-    def purge(self, prefixes: Sequence[str], keep: set[str]) -> tuple[int, int]:
-        """Delete every version under ``prefixes`` but the current one of each ``keep`` key: (objects, versions)."""
-        ...
-
-    def abort_uploads(self, prefix: str) -> int: ...
-
-
-class PartitionCatalog(Protocol):
-    """Where a result's Glue partition points, and moving it."""
-
-    def partition_location(self, table: str, values: Sequence[str]) -> str | None: ...
-
-    def move_partition(self, table: str, values: Sequence[str], location: str) -> None: ...
-
-
-class PrivacyStore(Protocol):
-    """Suppression list, holds and request records (no clear id in any of them)."""
-
-    def suppressed(self) -> dict[str, Suppression]: ...
-
-    def suppress(self, entries: Iterable[Suppression]) -> int: ...
-
-    def lift(self, key: str) -> bool: ...
-
-    def take_hold(self, name: str, owner: str, seconds: float, *, take_over: str = "") -> bool: ...
-
-    def renew_hold(self, name: str, owner: str, seconds: float) -> bool: ...
-
-    def hold_owner(self, name: str) -> str: ...
-
-    def release_hold(self, name: str, owner: str) -> None: ...
-
-    def record_result(self, request: str, result: ResultErasure) -> None: ...
-
-    def request_results(self, request: str) -> list[ResultErasure]: ...
-
-    def save_request(self, request: str, record: Mapping[str, object]) -> None: ...
-
-    def requests(self) -> list[dict[str, object]]: ...
-
-    def claim_notice(self, request: str) -> bool: ...
-
-    def mark_noticed(self, request: str) -> None: ...
-
-    def count_suppressed(self, export_name: str, rows: int) -> None: ...
-
-
-@dataclass(frozen=True)
-class Rewritten:
-    """What the rewriter wrote for the next generation."""
-
-    parts: tuple[ManifestPart, ...]
-    rows: int
-    rows_removed: int
-    raw: RawOriginal
-    #: Column → the distinct clear values left (for the new id index; in memory only).
-    remaining: dict[str, set[str]]
-
-
-class Rewriter(Protocol):
-    """Reads and rewrites a result's Parquet parts and raw original (``exportlake.convert.rewrite``)."""
-
-    def person_ids(self, manifest: Manifest) -> dict[str, set[str]]: ...
-
-    def linked(self, manifest: Manifest, column: str, match: Callable[[str], bool], out: str) -> set[str]: ...
-
-    def count(self, manifest: Manifest, drop: Drop) -> int: ...
-
-    def rewrite(
-        self, manifest: Manifest, place: ResultLocation, raw_key: str, drop: Drop, check: Callable[[], None]
-    ) -> Rewritten: ...
 
 
 def index_body(salt: bytes, ids: Mapping[str, Iterable[str]]) -> bytes:
@@ -464,6 +380,19 @@ class EraseService:
         return manifest
 
     # -- holds ------------------------------------------------------------------------------------------------
+    def hold(self, name: str) -> Lease | None:
+        """Take a result's hold (``export/result``); None while a live eraser keeps it past the wait."""
+        return self._hold(name)
+
+    def release(self, lease: Lease, name: str) -> None:
+        """Stop renewing a hold and give it back."""
+        lease.release()
+        self._privacy.release_hold(name, lease.owner)
+
+    def purge_all(self, prefixes: Sequence[str]) -> tuple[int, int]:
+        """Delete every version of every object under ``prefixes`` (a result leaving the lake whole)."""
+        return self._store.purge(prefixes, keep=set())
+
     def _hold(self, name: str) -> Lease | None:
         """Take the result's hold (a dead local holder's at once); None if a live eraser keeps it past the wait."""
         owner = new_owner()

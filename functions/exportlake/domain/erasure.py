@@ -13,10 +13,13 @@ import hashlib
 import hmac
 import re
 import struct
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from exportlake.domain.errors import ValidationError
+from exportlake.domain.location import ResultLocation
+from exportlake.domain.manifest import Manifest, ManifestPart, RawOriginal
 from exportlake.domain.naming import validate_export_name, validate_result_id
 from exportlake.domain.schemas import MANIFESTS_PREFIX, RAW_PREFIX
 
@@ -225,3 +228,94 @@ class EraseReport:
 def keys_by_column(salt: bytes, ids: Mapping[str, Iterable[str]]) -> dict[str, set[str]]:
     """Column → person keys of the given clear ids (validated)."""
     return {col: {person_key(salt, col, validate_person_id(v, col)) for v in values} for col, values in ids.items()}
+
+
+# -- ports of the eraser (implemented in exportlake.adapters and exportlake.convert.rewrite) -------------------
+#: Drop rule: ``drop(column, value)`` is True for a value of a person to remove.
+Drop = Callable[[str, str], bool]
+
+
+class VersionedStore(Protocol):
+    """The lake bucket with its object versions."""
+
+    bucket: str
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def get_range(self, key: str, start: int, end: int) -> bytes: ...
+
+    def put(self, key: str, body: bytes, content_type: str) -> None: ...
+
+    def list_keys(self, prefix: str) -> list[str]: ...
+
+    def purge(self, prefixes: Sequence[str], keep: set[str]) -> tuple[int, int]:
+        """Delete every version under ``prefixes`` but the current one of each ``keep`` key: (objects, versions)."""
+        ...
+
+    def abort_uploads(self, prefix: str) -> int: ...
+
+
+class PartitionCatalog(Protocol):
+    """Where a result's Glue partition points, and moving it."""
+
+    def partition_location(self, table: str, values: Sequence[str]) -> str | None: ...
+
+    def move_partition(self, table: str, values: Sequence[str], location: str) -> None: ...
+
+
+class PrivacyStore(Protocol):
+    """Suppression list, holds and request records (no clear id in any of them)."""
+
+    def suppressed(self) -> dict[str, Suppression]: ...
+
+    def suppress(self, entries: Iterable[Suppression]) -> int: ...
+
+    def lift(self, key: str) -> bool: ...
+
+    def take_hold(self, name: str, owner: str, seconds: float, *, take_over: str = "") -> bool: ...
+
+    def renew_hold(self, name: str, owner: str, seconds: float) -> bool: ...
+
+    def hold_owner(self, name: str) -> str: ...
+
+    def release_hold(self, name: str, owner: str) -> None: ...
+
+    def record_result(self, request: str, result: ResultErasure) -> None: ...
+
+    def request_results(self, request: str) -> list[ResultErasure]: ...
+
+    def save_request(self, request: str, record: Mapping[str, object]) -> None: ...
+
+    def requests(self) -> list[dict[str, object]]: ...
+
+    def claim_notice(self, request: str) -> bool: ...
+
+    def mark_noticed(self, request: str) -> None: ...
+
+    def count_suppressed(self, export_name: str, rows: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class Rewritten:
+    """What the rewriter wrote for the next generation."""
+
+    parts: tuple[ManifestPart, ...]
+    rows: int
+    rows_removed: int
+    raw: RawOriginal
+    #: Column → the distinct clear values left (for the new id index; in memory only).
+    remaining: dict[str, set[str]]
+
+
+class Rewriter(Protocol):
+    """Reads and rewrites a result's Parquet parts and raw original (``exportlake.convert.rewrite``)."""
+
+    def person_ids(self, manifest: Manifest) -> dict[str, set[str]]: ...
+
+    def linked(self, manifest: Manifest, column: str, match: Callable[[str], bool], out: str) -> set[str]: ...
+
+    def count(self, manifest: Manifest, drop: Drop) -> int: ...
+
+    def rewrite(
+        self, manifest: Manifest, place: ResultLocation, raw_key: str, drop: Drop, check: Callable[[], None]
+    ) -> Rewritten: ...

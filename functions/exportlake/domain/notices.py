@@ -25,6 +25,7 @@ SYNC_FAILED = "sync.failed"
 EXPORT_INVALID = "export.invalid"
 RESULT_INVALID = "result.invalid"
 PERSON_ERASED = "person.erased"
+RESULTS_RETIRED = "results.retired"
 
 #: Every event type, in the order the README documents them.
 EVENT_TYPES: tuple[str, ...] = (
@@ -37,6 +38,7 @@ EVENT_TYPES: tuple[str, ...] = (
     EXPORT_INVALID,
     RESULT_INVALID,
     PERSON_ERASED,
+    RESULTS_RETIRED,
 )
 
 #: How long a claim to send one notification lasts (a sender that dies lets a retry send it after this, or at
@@ -210,4 +212,14 @@ def person_erased(notifier: Notifier, record: Mapping[str, Any]) -> None:
         "",
         f"exportlake: erasure {record.get('request_id')} removed {total} records from {len(results)} results",
         {k: record.get(k) for k in PERSON_ERASED_FIELDS},
+    )
+
+
+def results_retired(notifier: Notifier, record: Mapping[str, Any]) -> None:
+    """``results.retired``: a retention run removed results older than ``lakeRetentionDays`` (whole, every version)."""
+    notifier.publish(
+        RESULTS_RETIRED,
+        "",
+        f"exportlake: {record.get('results')} results created before {record.get('created_before')} were removed",
+        dict(record),
     )

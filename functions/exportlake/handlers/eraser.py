@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from exportlake import bootstrap
 from exportlake.domain.erasure import MAX_IDS, validate_person_id
 from exportlake.domain.errors import HeldElsewhere, ValidationError
+from exportlake.domain.timefmt import utc_now
 from exportlake.handlers.common import logger, metrics, tracer
 
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -32,7 +33,13 @@ def _ids(event: dict[str, Any], name: str) -> list[str]:
 
 
 def intake(event: dict[str, Any]) -> dict[str, Any]:
-    """Validate a request, suppress its persons, queue one find job per export; answer the request id."""
+    """Validate a request, suppress its persons, queue one find job per export; answer the request id.
+
+    ``{"action": "retire"}`` (the daily schedule, with ``lakeRetentionDays`` set) queues one retire job per result
+    older than the retention period instead.
+    """
+    if event.get("action") == "retire":
+        return bootstrap.erase_jobs().retire(bootstrap.settings().lake_retention_days, utc_now())
     users, clients = _ids(event, "user_ids"), _ids(event, "client_ids")
     if (not users and not clients) or len(users) + len(clients) > MAX_IDS:
         raise ValidationError(f"an erasure request names 1 to {MAX_IDS} ids")
