@@ -197,7 +197,7 @@ USES: dict[str, dict[str, tuple[str, ...]]] = {
         # The id index of each result, and the suppression of erased persons before a partition is registered.
         "exportlake.adapters.privacy.SaltSecret": ALL_METHODS,
         "exportlake.adapters.privacy.DynamoPrivacy": ("suppressed", "count_suppressed"),
-        "exportlake.adapters.lakeversions.VersionedLakeStore": ("get_range", "versions", "purge"),
+        "exportlake.adapters.lakeversions.VersionedLakeStore": ("get_range", "sweep"),
         "exportlake.adapters.partitions.GluePartitions": ("partition_location", "move_partition"),
         "exportlake.adapters.lakestore.S3LakeStore": (
             "get",
@@ -227,6 +227,8 @@ USES: dict[str, dict[str, tuple[str, ...]]] = {
             "open_run",
             "settle",
             "mark_retired",
+            "record_sweep",
+            "swept",
         ),
         "exportlake.adapters.notifier.SnsNotifier": ALL_METHODS,
         "exportlake.adapters.erasequeue.SqsEraseQueue": ALL_METHODS,
@@ -238,8 +240,15 @@ USES: dict[str, dict[str, tuple[str, ...]]] = {
             "drop_partition",
         ),
         "exportlake.adapters.s3sink.MultipartSink": ALL_METHODS,
-        "exportlake.adapters.lakestore.S3LakeStore": ("get", "put", "list_keys", "open_object", "abort_uploads"),
-        "exportlake.adapters.lakeversions.VersionedLakeStore": ("get_range", "versions", "purge"),
+        "exportlake.adapters.lakestore.S3LakeStore": (
+            "get",
+            "put",
+            "list_keys",
+            "delete",
+            "open_object",
+            "abort_uploads",
+        ),
+        "exportlake.adapters.lakeversions.VersionedLakeStore": ("get_range", "sweep"),
     },
 }
 

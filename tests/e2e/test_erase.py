@@ -1,10 +1,10 @@
 """``exportlake erase`` end to end (a moto server, the simulator, the CLI as a subprocess), and killed at every step.
 
 The kill test runs the real CLI in its own process group and SIGKILLs it from inside at a step boundary (after the
-next generation is written, after the manifest, after the partition moved, after the first purge, after the audit
-record), checks that at that instant every other record is in the lake exactly once and the person's results are
-each whole (old or new), then runs the same erase again: the person is gone from every object version, every
-other record is exactly as before, ``verify`` passes.
+next generation is written, after the manifest, after the partition moved, after the old objects' first delete,
+after the sweep of older versions, after the audit record), checks that at that instant every other record is in
+the lake exactly once and the person's results are each whole (old or new), then runs the same erase again: the
+person is gone from every object version, every other record is exactly as before, ``verify`` passes.
 """
 
 from __future__ import annotations
@@ -34,13 +34,14 @@ ROOT = Path(__file__).resolve().parents[2]
 _DRIVER = """
 import os, signal, sys
 step = sys.argv[1]
-from exportlake.adapters import lakeversions, partitions, privacy
+from exportlake.adapters import lakestore, lakeversions, partitions, privacy
 from exportlake.convert import rewrite
 targets = {
     "rewritten": (rewrite.ParquetRewriter, "rewrite", None),
     "manifest": (lakeversions.VersionedLakeStore, "put", lambda a: str(a[0]).startswith("manifests/")),
     "moved": (partitions.GluePartitions, "move_partition", None),
-    "purged": (lakeversions.VersionedLakeStore, "purge", None),
+    "cleaned": (lakestore.S3LakeStore, "delete", None),
+    "swept": (lakeversions.VersionedLakeStore, "sweep", None),
     "recorded": (privacy.DynamoPrivacy, "save_request", None),
 }
 cls, name, when = targets[step]
@@ -54,7 +55,7 @@ setattr(cls, name, wrapped)
 from exportlake.cli.main import main
 sys.exit(main(sys.argv[2:]))
 """
-STEPS = ("rewritten", "manifest", "moved", "purged", "recorded")
+STEPS = ("rewritten", "manifest", "moved", "cleaned", "swept", "recorded")
 
 
 class Env:

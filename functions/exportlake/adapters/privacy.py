@@ -192,6 +192,20 @@ class DynamoPrivacy:
             ExpressionAttributeValues=values,
         )
 
+    def record_sweep(self, request: str, versions: int) -> None:
+        """Add ``versions`` deleted by a sweep of ``request``'s results."""
+        self._db.update_item(
+            TableName=self._table,
+            Key=self._key(REQUESTS, request),
+            UpdateExpression="ADD swept :n",
+            ExpressionAttributeValues={":n": {"N": str(versions)}},
+        )
+
+    def swept(self, request: str) -> int:
+        """Object versions the sweeps of ``request`` deleted so far."""
+        item = self._db.get_item(TableName=self._table, Key=self._key(REQUESTS, request), ConsistentRead=True)
+        return int(item.get("Item", {}).get("swept", {}).get("N", "0"))
+
     def request_results(self, request: str) -> list[ResultErasure]:
         """Every result ``request`` has touched, with what was done to it."""
         out: list[ResultErasure] = []

@@ -66,7 +66,9 @@ def check_settings(state: _State, clients: Callable[[str], Any]) -> str:
         state.settings = Settings.from_env(os.environ)
     except ConfigError as exc:
         raise Broken(str(exc), 'set them (`eval "$(exportlake env --stack NAME)"` reads a deployed stack)') from None
-    return f"gateway {state.settings.gateway_url}, bucket {state.settings.bucket}"
+    days = state.settings.lake_retention_days
+    kept = f"results kept {days} days (lakeRetentionDays)" if days else "results kept forever (lakeRetentionDays 0)"
+    return f"gateway {state.settings.gateway_url}, bucket {state.settings.bucket}, {kept}"
 
 
 def check_aws(state: _State, clients: Callable[[str], Any]) -> str:
@@ -203,7 +205,7 @@ def check_allowlist(state: _State, clients: Callable[[str], Any]) -> str:
 
 
 def check_resources(state: _State, clients: Callable[[str], Any]) -> str:
-    """Bucket, ledger, queue, topic and Glue database answer."""
+    """Bucket, ledger, queue, topic, Glue database and the privacy salt's secret answer."""
     s = state.settings
     probes: list[tuple[str, Callable[[], Any]]] = [
         (f"bucket {s.bucket}", lambda: clients("s3").head_bucket(Bucket=s.bucket)),
@@ -214,6 +216,11 @@ def check_resources(state: _State, clients: Callable[[str], Any]) -> str:
         ),
         ("topic", lambda: clients("sns").get_topic_attributes(TopicArn=s.topic_arn)),
         (f"database {s.glue_database}", lambda: clients("glue").get_database(Name=s.glue_database)),
+        # Every copy writes the result's id index with it (erasure): without the salt no copy can finish.
+        (
+            f"privacy salt secret {s.privacy_salt_id}",
+            lambda: clients("secretsmanager").describe_secret(SecretId=s.privacy_salt_id),
+        ),
     ]
     for what, probe in probes:
         try:
@@ -222,7 +229,7 @@ def check_resources(state: _State, clients: Callable[[str], Any]) -> str:
             fix = "run `exportlake provision`" if _endpoint() else "deploy the stack; check the names it output"
             code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", "")) or type(exc).__name__
             raise Broken(f"{what} is not reachable {where()} ({code})", fix) from None
-    return "bucket, ledger, queue, topic and database reachable"
+    return "bucket, ledger, queue, topic, database and privacy salt reachable"
 
 
 def uncopied(gateway: Any, ledger: Any, exports: list[Any], now: datetime) -> list[ResultRef]:

@@ -270,7 +270,6 @@ class CopyService:
         """The manifest to register: without the records of suppressed persons (a rewrite when it held any)."""
         if self._privacy is None:
             return manifest
-        lease.confirm()
         return self._privacy.suppress(manifest, lease)
 
     # -- steps ------------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from dataclasses import replace
 from exportlake.domain import notices
 from exportlake.domain.erasure import (
     CLIENT_ID,
+    ID_COLUMNS,
     INDEX_PREFIX,
     USERID,
     Drop,
@@ -206,12 +207,17 @@ class EraseService:
         hits = sorted(set(self.find(keys, candidates)) | {(r.export_name, r.result_id) for r in self.results_of(rid)})
 
         def one(target: tuple[str, str]) -> ResultErasure:
-            return self.erase_result(target[0], target[1], keys, rid)
+            return self.erase_result(target[0], target[1], keys, rid, sweep=False)
 
         with ThreadPoolExecutor(self._workers) as pool:
             done = list(pool.map(one, hits))
         report.pending = [(r.export_name, r.result_id) for r in done if r.state == "pending"]
+        # Every older version of every touched result, in one pass (a kill before it: the re-run sweeps them).
+        swept = self.sweep(hits)
+        if swept:
+            self._privacy.record_sweep(rid, swept)
         report.results = self.results_of(rid)
+        report.versions_swept = self._privacy.swept(rid)
         report.person_keys = sorted(k[:16] for ks in keys.values() for k in ks)
         self.finish(report)
         return report
@@ -227,7 +233,9 @@ class EraseService:
             self._privacy.mark_noticed(report.request_id)
 
     # -- one result -------------------------------------------------------------------------------------------
-    def erase_result(self, export: str, result: str, keys: Mapping[str, set[str]], request: str) -> ResultErasure:
+    def erase_result(
+        self, export: str, result: str, keys: Mapping[str, set[str]], request: str, *, sweep: bool = True
+    ) -> ResultErasure:
         """Rewrite one result without the persons (under its hold) and purge every old copy; record the outcome."""
         entry = self._ledger.get(export, result)
         if entry is None or entry.state != ResultState.COPIED:
@@ -237,6 +245,8 @@ class EraseService:
             return ResultErasure(export, result, entry.table, state="pending")
         try:
             outcome = self._erase_held(export, result, keys, lease, request)
+            if sweep:  # the local erase sweeps every touched result at once, after all of them
+                outcome.versions_deleted = self.sweep([(export, result)])
             self._privacy.record_result(request, outcome)
             return outcome
         finally:
@@ -265,7 +275,7 @@ class EraseService:
                 manifest = rewritten
                 self._switch(manifest, lease)
         out.generation = manifest.generation
-        out.objects_deleted, out.versions_deleted = self.purge(manifest)
+        out.objects_deleted = self.purge(manifest)
         return out
 
     def _holds(self, manifest: Manifest, keys: Mapping[str, set[str]], drop: Drop) -> bool:
@@ -305,15 +315,18 @@ class EraseService:
         raw_key = raw_key_at(manifest.export_name, manifest.result_id, gen) if manifest.raw.key else ""
         idx_key = index_key(manifest.export_name, manifest.result_id, gen)
         lease.check()
-        # What a killed attempt at this generation left (never named by a manifest): all versions.
-        self._store.purge([place.prefix, *([raw_key] if raw_key else []), idx_key], keep=set())
-        self._store.abort_uploads(place.prefix)
+        self._store.abort_uploads(place.prefix)  # uploads a killed attempt at this generation left open
         if raw_key:
             self._store.abort_uploads(raw_key)
         out = self._rewriter.rewrite(manifest, place, raw_key, drop, lease.check)
-        if out.rows_removed == 0:
-            self._store.purge([place.prefix, *([raw_key] if raw_key else []), idx_key], keep=set())
+        if out.rows_removed == 0:  # nobody to drop after all (a false hit of the index): nothing written stays
+            self.purge_all([place.prefix, *([raw_key] if raw_key else []), idx_key])
             return None
+        # Parts a killed attempt left at this prefix and this one did not rewrite would be read with the new ones
+        # once the partition points here: delete them first (their older versions go with the purge after).
+        stale = sorted(set(self._store.list_keys(place.prefix)) - {p.key for p in out.parts})
+        if stale:
+            self._store.delete(stale)
         lease.check()
         self._store.put(idx_key, index_body(self._salt, out.remaining), "application/octet-stream")
         before = manifest.erasure
@@ -341,12 +354,40 @@ class EraseService:
         self._store.put(manifest_key(manifest.export_name, manifest.result_id), new.to_json(), "application/json")
         return new
 
-    def purge(self, manifest: Manifest) -> tuple[int, int]:
-        """Delete every version of the result's objects except the current ones the manifest names."""
-        base = ResultLocation.of(manifest.table, manifest.export_name, manifest.created_at, manifest.result_id)
+    def purge(self, manifest: Manifest) -> int:
+        """Delete every current object of the result the manifest does not name (older generations, leftovers).
+
+        Cheap (plain listings): after it no current object holds what the manifest dropped. Their older versions
+        are for ``sweep``.
+        """
+        keep = self._keep(manifest)
+        stale = sorted({k for p in self._prefixes(manifest) for k in self._store.list_keys(p)} - keep)
+        if stale:
+            self._store.delete(stale)
+        return len(stale)
+
+    def sweep(self, results: Sequence[tuple[str, str]]) -> int:
+        """Delete every noncurrent version and delete marker of the results' objects; how many.
+
+        Only what no reader can see (a current object is never touched), so it needs no hold and may run for many
+        results at once: the store lists each shared parent prefix once.
+        """
+        prefixes: list[str] = []
+        for export, result in results:
+            manifest = self.manifest(export, result)
+            if manifest is not None:
+                prefixes.extend(self._prefixes(manifest))
+        return self._store.sweep(prefixes) if prefixes else 0
+
+    @staticmethod
+    def _keep(manifest: Manifest) -> set[str]:
         keep = {p.key for p in manifest.parts} | {manifest_key(manifest.export_name, manifest.result_id)}
-        keep |= {k for k in (manifest.raw.key, manifest.index_key) if k}
-        return self._store.purge(result_prefixes(base.prefix, manifest.export_name, manifest.result_id), keep)
+        return keep | {k for k in (manifest.raw.key, manifest.index_key) if k}
+
+    @staticmethod
+    def _prefixes(manifest: Manifest) -> tuple[str, ...]:
+        base = ResultLocation.of(manifest.table, manifest.export_name, manifest.created_at, manifest.result_id)
+        return result_prefixes(base.prefix, manifest.export_name, manifest.result_id)
 
     # -- the copier's side ------------------------------------------------------------------------------------
     def write_index(self, export_name: str, result_id: str, ids: Mapping[str, Iterable[str]]) -> str:
@@ -363,7 +404,8 @@ class EraseService:
         """
         if not manifest.index_key:
             return manifest
-        listed = self._privacy.suppressed()
+        # A table without person ids (campaigns, games, prizes) holds nobody: no list to read.
+        listed = self._privacy.suppressed() if any(c in ID_COLUMNS for c in manifest.columns) else {}
         if listed:
             keys: dict[str, set[str]] = {}
             for s in listed.values():
@@ -377,6 +419,7 @@ class EraseService:
         if manifest.generation > 0:
             self._switch(manifest, lease)
             self.purge(manifest)
+            self._store.sweep(self._prefixes(manifest))
         return manifest
 
     # -- holds ------------------------------------------------------------------------------------------------
@@ -390,8 +433,11 @@ class EraseService:
         self._privacy.release_hold(name, lease.owner)
 
     def purge_all(self, prefixes: Sequence[str]) -> tuple[int, int]:
-        """Delete every version of every object under ``prefixes`` (a result leaving the lake whole)."""
-        return self._store.purge(prefixes, keep=set())
+        """Delete every object under ``prefixes`` and every version of them (a result leaving the lake whole)."""
+        current = sorted({k for p in prefixes for k in self._store.list_keys(p)})
+        if current:
+            self._store.delete(current)
+        return len(current), self._store.sweep(prefixes)
 
     def _hold(self, name: str) -> Lease | None:
         """Take the result's hold (a dead local holder's at once); None if a live eraser keeps it past the wait."""

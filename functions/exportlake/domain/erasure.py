@@ -191,6 +191,8 @@ class EraseReport:
     pending: list[tuple[str, str]] = field(default_factory=list)
     suppressed_added: int = 0
     at: str = ""
+    #: Older object versions deleted by the request's sweeps (all results at once).
+    versions_swept: int = 0
     #: The first 16 hex digits of each person key (audit record only; never in a notification).
     person_keys: list[str] = field(default_factory=list)
 
@@ -219,7 +221,7 @@ class EraseReport:
             ],
             "rows_removed": self.rows_by_table(),
             "objects_deleted": sum(r.objects_deleted for r in self.results),
-            "versions_deleted": sum(r.versions_deleted for r in self.results),
+            "versions_deleted": sum(r.versions_deleted for r in self.results) + self.versions_swept,
             "pending": [f"{e}/{r}" for e, r in self.pending],
             "suppressed_added": self.suppressed_added,
         }
@@ -248,8 +250,10 @@ class VersionedStore(Protocol):
 
     def list_keys(self, prefix: str) -> list[str]: ...
 
-    def purge(self, prefixes: Sequence[str], keep: set[str]) -> tuple[int, int]:
-        """Delete every version under ``prefixes`` but the current one of each ``keep`` key: (objects, versions)."""
+    def delete(self, keys: Sequence[str]) -> None: ...
+
+    def sweep(self, prefixes: Sequence[str]) -> int:
+        """Delete every noncurrent version and delete marker under ``prefixes`` (never a current object); how many."""
         ...
 
     def abort_uploads(self, prefix: str) -> int: ...
@@ -281,6 +285,10 @@ class PrivacyStore(Protocol):
     def release_hold(self, name: str, owner: str) -> None: ...
 
     def record_result(self, request: str, result: ResultErasure) -> None: ...
+
+    def record_sweep(self, request: str, versions: int) -> None: ...
+
+    def swept(self, request: str) -> int: ...
 
     def request_results(self, request: str) -> list[ResultErasure]: ...
 
