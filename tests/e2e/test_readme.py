@@ -60,7 +60,8 @@ def test_the_local_walk_through_runs_as_written() -> None:
     ports = {"5000": str(free_port()), "8080": str(free_port()), "8081": str(free_port())}
     for old, new in ports.items():
         script = script.replace(old, new)
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR", "TERM")}
+    # PYTHONPATH passes through so a worktree sharing another checkout's venv runs its own code.
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR", "TERM", "PYTHONPATH")}
     env["EXPORTLAKE_CACHE_DIR"] = str(ROOT / ".pytest_cache" / "readme-lake")
     done = subprocess.run(  # noqa: S603 - bash running the README's own block
         ["bash", "-c", "set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n" + script],  # noqa: S607
