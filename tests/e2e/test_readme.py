@@ -120,6 +120,13 @@ def test_every_relative_link_leads_to_a_file() -> None:
                 assert (ROOT / name).parent.joinpath(target).exists(), f"{name}: no {target}"
 
 
+def test_every_source_path_the_documents_name_exists() -> None:
+    """``functions/exportlake/cli/exitcodes.py`` in CONTRIBUTING's table (and every such path) is where it says."""
+    for name, text in DOCS.items():
+        for path in re.findall(r"(?<![\w./-])((?:functions|infra|tests|bench)/[\w./-]*\w)", text):
+            assert (ROOT / path).exists(), f"{name} names {path}, which does not exist"
+
+
 def test_the_aws_side_commands_are_well_formed() -> None:
     """Every fenced ``sh`` command and every command quoted in the prose of every document, checked against its
     tool's own grammar."""
@@ -332,7 +339,7 @@ def published_event_types() -> set[str]:
 
     types = {v for k, v in vars(notices).items() if k.isupper() and isinstance(v, str) and "." in v}
     source = "\n".join(
-        p.read_text() for p in (ROOT / "functions" / "exportlake").rglob("*.py") if "local" not in p.parts
+        p.read_text() for p in (ROOT / "functions" / "exportlake").rglob("*.py") if "emulator" not in p.parts
     )
     names = {k for k, v in vars(notices).items() if k.isupper() and isinstance(v, str) and v in types}
     assert all(source.count(name) >= 2 for name in names), names  # defined, and sent somewhere
