@@ -5,7 +5,8 @@ it Create, Update and Delete requests, which ``handle`` answers through a ``Tabl
 
 - Create / Update: create the table if it is missing, else merge the declaration into it
   (``exportlake.domain.tablemerge``: declared columns first, then every column the runtime added; none dropped).
-  An existing table is adopted, not replaced.
+  An existing table is adopted, not replaced. Either way the table ends with its ``created_date`` partition index
+  (created with the table, or added to an existing one; idempotent).
 - Delete: the resource's removal policy decides. ``retain`` leaves the table; ``destroy`` deletes it; a table that
   is already gone is not an error.
 
@@ -173,6 +174,8 @@ def handle(event: Mapping[str, Any], catalog_for: CatalogFor) -> Outcome:
         summary = f"table {declared.physical_id} {sync.action}: {len(sync.columns)} columns"
         if sync.undeclared:
             summary += f", kept undeclared {', '.join(sync.undeclared)}"
+        if sync.index:
+            summary += f", partition index {sync.index}"
         previous = event.get("PhysicalResourceId")
         if kind == "Update" and previous and previous != declared.physical_id:
             summary += f"; {previous} is now deleted or retained by CloudFormation per its removal policy"
@@ -181,6 +184,7 @@ def handle(event: Mapping[str, Any], catalog_for: CatalogFor) -> Outcome:
             "Action": sync.action,
             "Columns": str(len(sync.columns)),
             "UndeclaredColumns": ",".join(sync.undeclared)[:MAX_REASON],
+            "PartitionIndex": sync.index[:MAX_REASON],
         }
         return Outcome(declared.physical_id, data, summary)
     if kind == "Delete":
