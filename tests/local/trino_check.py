@@ -17,6 +17,7 @@ about Athena. Each statement must:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import sqlglot
 from sqlglot import exp
@@ -151,7 +152,7 @@ def _join_errors(tree: exp.Expression) -> list[str]:
     return errors
 
 
-def _spans_both_sides(condition: exp.Expression, right: set[str]) -> bool:
+def _spans_both_sides(condition: Any, right: set[str]) -> bool:
     sides = []
     for operand in (condition.left, condition.right):
         tables = {c.table for c in operand.find_all(exp.Column)}
@@ -181,7 +182,7 @@ def _relation_errors(tree: exp.Expression, database: str, relations: Iterable[st
 def check(sql: str, database: str, relations: Iterable[str]) -> None:
     """Raise ``TrinoSqlError`` listing every rule ``sql`` breaks (see the module docstring)."""
     try:
-        tree = sqlglot.parse_one(sql, read="trino")
+        tree: Any = sqlglot.parse_one(sql, read="trino")
     except sqlglot.errors.ParseError as exc:
         raise TrinoSqlError(f"not Trino SQL: {exc}") from None
     errors = _syntax_errors(sql)
