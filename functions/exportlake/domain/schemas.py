@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 #: Partition keys of every export table, in order. Each result is its own partition, so registering the
 #: partition is the single step that makes a whole result visible to Athena (and never half of it).
@@ -59,7 +60,7 @@ TEXT_INPUT = "org.apache.hadoop.mapred.TextInputFormat"
 TEXT_OUTPUT = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
 
 
-def latest_table_input(bucket: str) -> dict[str, object]:
+def latest_table_input(bucket: str) -> dict[str, Any]:
     """The Glue ``TableInput`` of ``latest_results`` (the stack declares the same; nothing ever adds a column)."""
     return {
         "Name": LATEST_TABLE,
