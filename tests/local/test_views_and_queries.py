@@ -12,7 +12,7 @@ import random
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,12 @@ DATABASE = "exportlake"
 Row = dict[str, Any]
 
 #: (created_date, result_id) of the two results of every export; the second is the newest.
-RESULTS = (("2024-06-20", "r" + "1" * 24), ("2024-06-21", "r" + "2" * 24))
+#: Relative to today: NewConnectionsPerDay reads the last 30 days of results only.
+_TODAY = datetime.now(UTC).date()
+RESULTS = (
+    (str(_TODAY - timedelta(days=2)), "r" + "1" * 24),
+    (str(_TODAY - timedelta(days=1)), "r" + "2" * 24),
+)
 #: Values every typed column gets in some rows: bad shapes, impossible dates, empty strings, NULLs.
 BAD = {
     ValueKind.FLAG: ["yes", "2", " 1"],
@@ -390,8 +395,10 @@ def test_new_connections_per_day(lake: LakeQuery, typed: dict[str, list[Row]]) -
         pair = (r["userid"], r["client_id"])
         first[pair] = min(first.get(pair, r["created_date"]), r["created_date"])
     got = rows_of(lake, saved("NewConnectionsPerDay"))
-    assert {r["day"]: r["new_connections"] for r in got} == dict(Counter(first.values()))
-    assert len(got) == 2
+    # The window's first day is the baseline (every connection already there), not listed.
+    expected = {day: n for day, n in Counter(first.values()).items() if day != RESULTS[0][0]}
+    assert {r["day"]: r["new_connections"] for r in got} == expected
+    assert len(got) == 1 and got[0]["new_connections"] > 0
 
 
 def test_latest_result_per_export(lake: LakeQuery, data: dict[str, Any]) -> None:

@@ -107,7 +107,7 @@ def _function_names(sql: str) -> set[str]:
             TokenType.NUMBER,
         ):
             name = token.text.lower()
-            if name not in _SYNTAX and token.token_type is not TokenType.L_PAREN:
+            if name.isidentifier() and name not in _SYNTAX:
                 names.add(name)
     return names
 
