@@ -100,6 +100,13 @@ GRANTS: dict[str, tuple[Grant, ...]] = {
                 "glue:UpdateTable",
             ),
         ),
+        # The upgrade backfill of latest-result pointers (domain.latest): each declared table's partition values,
+        # the manifests of each export's newest day, the pointer objects (conditional PutObject). ListBucket makes
+        # a missing manifest or pointer answer 404 instead of 403.
+        Grant("DeclaredTablesPartitions", DECLARED_TABLES, ("glue:GetPartitions",)),
+        Grant("LakeBucketList", BUCKET, ("s3:ListBucket",)),
+        Grant("PointersRead", OBJECTS, ("s3:GetObject",), (LATEST_PREFIX, MANIFESTS_PREFIX)),
+        Grant("PointersWrite", OBJECTS, ("s3:PutObject",), (LATEST_PREFIX,)),
         # A table leaving the stack (its export type removed or renamed) is deleted in the cleanup after the update,
         # when this role already holds the new list of names: so any table of the lake's database. Called only
         # with retainData=false (removal policy destroy).
@@ -179,7 +186,15 @@ USES: dict[str, dict[str, tuple[str, ...]]] = {
             "put_if",
         ),
     },
-    TABLES: {"exportlake.adapters.catalog.GlueCatalog": ("ensure_table", "ensure_partition_index", "drop_table")},
+    TABLES: {
+        "exportlake.adapters.catalog.GlueCatalog": (
+            "ensure_table",
+            "ensure_partition_index",
+            "drop_table",
+            "partition_values",
+        ),
+        "exportlake.adapters.lakestore.S3LakeStore": ("get", "get_versioned", "put_if"),
+    },
 }
 
 #: Adapter methods only the CLI and the local mode call (they run with the user's credentials, not a role).
@@ -215,7 +230,11 @@ _ACTION_OF_OPERATION: dict[tuple[str, str], str] = {
 }
 
 #: Actions an action needs besides itself on this stack's resources.
-IMPLIED: dict[str, tuple[str, ...]] = {"sns:Publish": ("kms:Decrypt", "kms:GenerateDataKey")}
+IMPLIED: dict[str, tuple[str, ...]] = {
+    "sns:Publish": ("kms:Decrypt", "kms:GenerateDataKey"),
+    # Reading a key that may be missing (a manifest, a pointer): without ListBucket S3 answers 403, not 404.
+    "s3:GetObject": ("s3:ListBucket",),
+}
 
 
 def iam_action(service: str, operation: str) -> str:

@@ -84,6 +84,10 @@ def test_the_tables_role_holds_only_the_glue_calls_it_makes_scoped_to_the_lake(r
     assert actions == {
         "glue:CreatePartitionIndex",
         "glue:GetPartitionIndexes",
+        "glue:GetPartitions",
+        "s3:GetObject",
+        "s3:ListBucket",
+        "s3:PutObject",
         "glue:CreateTable",
         "glue:GetTable",
         "glue:UpdateTable",

@@ -22,12 +22,13 @@ import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
 
-from exportlake.adapters.catalog import GlueCatalog
+from exportlake.adapters.catalog import GlueCatalog, declared_fingerprint
 from exportlake.adapters.lakestore import S3LakeStore
-from exportlake.domain import latest
+from exportlake.domain import latest, tableresource
 from exportlake.domain.manifest import Manifest, ManifestPart, RawOriginal
 from exportlake.domain.naming import manifest_key, part_key, partition_prefix, partition_values
 from exportlake.domain.schemas import EXPORT_TYPES, Field, ValueKind
+from exportlake.domain.tableresource import RemovalPolicy, TableDeclaration
 from exportlake.domain.timefmt import to_text
 from exportlake.domain.views import typed_expression
 from exportlake.emulator import motoglue
@@ -199,3 +200,34 @@ def test_typed_timestamps_have_milliseconds_on_both_engines(tmp_path: Path) -> N
         datetime(2024, 6, 20, 7, 35, 57, 987000),
         datetime(2024, 6, 20, 9, 35, 57, 500000),
     ]
+
+
+def test_the_deploy_time_table_resource_backfills_pointers_and_never_fails_for_it(lake: Lake, tmp_path: Path) -> None:
+    """The upgrade deploy sends every raw table an Update (its fingerprint changed): it backfills the pointers."""
+    history = results()[:8]
+    for result in history:
+        lake.land(result, pointer=False)
+    event = {
+        "RequestType": "Update",
+        "PhysicalResourceId": f"{DATABASE}/{TABLE}",
+        "ResourceProperties": TableDeclaration(
+            DATABASE, TABLE, BUCKET, EXPORT_TYPES[TABLE].columns, "d",
+            declared_fingerprint(TABLE, EXPORT_TYPES[TABLE].columns, "d"), RemovalPolicy.RETAIN,
+        ).properties(),
+    }  # fmt: skip
+
+    def backfill_for(database: str, bucket: str) -> Any:
+        return lambda table: len(latest.backfill_table(lake.store, table, lake.catalog.partition_values(table)))
+
+    outcome = tableresource.handle(event, lambda database, bucket: lake.catalog, backfill_for)
+    assert "1 latest-result pointers backfilled" in outcome.summary and outcome.data["PointersBackfilled"] == "1"
+    assert "partition index present" in outcome.summary
+    newest = max(history, key=lambda r: r.created_at)
+    rows = engine(lake, tmp_path).query(COUNT_MAX)[1]
+    assert rows == [(newest.rows, newest.result_id)]
+
+    def broken(database: str, bucket: str) -> Any:
+        raise PermissionError("AccessDenied on latest/")
+
+    outcome = tableresource.handle(event, lambda database, bucket: lake.catalog, broken)
+    assert "latest-result backfill skipped (PermissionError: AccessDenied on latest/)" in outcome.summary

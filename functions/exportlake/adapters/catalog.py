@@ -273,6 +273,15 @@ class GlueCatalog:
             raise ExportlakeError(f"Glue refused partition {values} of {table}: {error.get('ErrorDetail')}")
         return True
 
+    def partition_values(self, table: str) -> list[list[str]]:
+        """The values of every partition of a table whose keys are the raw tables' (others are skipped)."""
+        out: list[list[str]] = []
+        for page in self._glue.get_paginator("get_partitions").paginate(
+            DatabaseName=self.database, TableName=validate_table_name(table), ExcludeColumnSchema=True
+        ):
+            out.extend(list(p["Values"]) for p in page.get("Partitions", []) if len(p.get("Values", [])) == 3)
+        return out
+
     def partitions(self, table: str) -> list[dict[str, Any]]:
         """Every partition of a table (values and location)."""
         out: list[dict[str, Any]] = []

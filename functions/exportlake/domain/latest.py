@@ -23,7 +23,7 @@ from typing import Protocol
 
 from exportlake.domain.errors import DocumentError, ExportlakeError
 from exportlake.domain.manifest import Manifest
-from exportlake.domain.naming import validate_export_name, validate_result_id, validate_table_name
+from exportlake.domain.naming import manifest_key, validate_export_name, validate_result_id, validate_table_name
 from exportlake.domain.schemas import LATEST_COLUMNS, LATEST_PREFIX
 from exportlake.domain.timefmt import day_of, parse_time, to_text
 
@@ -34,6 +34,8 @@ CONTENT_TYPE = "application/json"
 
 class PointerStore(Protocol):
     """Small objects with compare-and-swap (the lake bucket: ``LakeStore`` implements it)."""
+
+    def get(self, key: str) -> bytes | None: ...
 
     def get_versioned(self, key: str) -> tuple[bytes, str] | None: ...
 
@@ -161,3 +163,18 @@ def backfill(
         if pointer is not None and advance(store, pointer):
             written.append(pointer)
     return written
+
+
+def backfill_table(store: PointerStore, table: str, partitions: Iterable[Sequence[str]]) -> list[Pointer]:
+    """``backfill`` with the full ``created_at`` read from each candidate's manifest in ``store``."""
+
+    def created_at(export_name: str, result_id: str) -> datetime | None:
+        body = store.get(manifest_key(export_name, result_id))
+        if body is None:
+            return None
+        try:
+            return Manifest.from_json(body, export_name=export_name, result_id=result_id).created_at
+        except ExportlakeError:  # unreadable: ordered by its day
+            return None
+
+    return backfill(store, table, partitions, created_at)

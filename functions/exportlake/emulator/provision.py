@@ -7,7 +7,6 @@ import logging
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -15,10 +14,8 @@ from botocore.exceptions import ClientError
 from exportlake.adapters.catalog import GlueCatalog
 from exportlake.adapters.lakestore import S3LakeStore
 from exportlake.domain import latest
-from exportlake.domain.errors import ConfigError, ExportlakeError
+from exportlake.domain.errors import ConfigError
 from exportlake.domain.limits import COPIER_TIMEOUT_SECONDS, MAX_RECEIVES
-from exportlake.domain.manifest import Manifest
-from exportlake.domain.naming import manifest_key
 from exportlake.domain.schemas import EXPORT_TYPES, LATEST_TABLE
 from exportlake.settings import Settings, queue_name, topic_name
 
@@ -135,22 +132,10 @@ def backfill_latest(catalog: GlueCatalog, store: S3LakeStore) -> int:
 
     Reads each table's partitions once and the manifests of each export's newest day only.
     """
-
-    def created_at(export_name: str, result_id: str) -> datetime | None:
-        body = store.get(manifest_key(export_name, result_id))
-        if body is None:
-            return None
-        try:
-            return Manifest.from_json(body, export_name=export_name, result_id=result_id).created_at
-        except ExportlakeError:
-            return None
-
     written = 0
     for table in catalog.tables():
-        if table == LATEST_TABLE:
-            continue
-        values = [p["Values"] for p in catalog.partitions(table) if len(p.get("Values", [])) == 3]
-        written += len(latest.backfill(store, table, values, created_at))
+        if table != LATEST_TABLE:
+            written += len(latest.backfill_table(store, table, catalog.partition_values(table)))
     return written
 
 
