@@ -137,3 +137,12 @@ def test_fields_named_like_partition_keys_or_bad_values_land_renamed() -> None:
     assert table.column("field_export_name").to_pylist() == ["theirs"] * 3
     (changed,) = world.notifier.of("schema.changed")
     assert changed["added_fields"] == renamed  # announced under the names they land as
+
+
+def test_a_document_key_cannot_take_the_pointer_tables_name() -> None:
+    from exportlake.domain.errors import ValidationError
+    from exportlake.domain.naming import validate_table_name
+
+    with pytest.raises(ValidationError, match="latest-result table"):
+        validate_table_name("latest_results")
+    assert validate_table_name("latest_results_v2") == "latest_results_v2"
