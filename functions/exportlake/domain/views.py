@@ -393,10 +393,13 @@ def _campaigns_sql(campaigns: str, wins: str) -> str:
     memory), so each campaign is expanded into its days (windows longer than ten years count their first day
     only) and participations join on their day, the range staying as a filter. Participations are the probe
     side, the campaign days the (small) build side; campaigns without participations still appear (with zeros),
-    and a campaign listed twice counts twice, as a plain range join would.
+    and a campaign listed twice counts twice, as a plain range join would. A participation is in no result created
+    before its day (a day of slack for zone-less times), so ``created_date >= first_result_day`` lets Trino's
+    dynamic filter (``>=`` is one it collects) skip the partitions older than the earliest campaign.
     """
     return f"""WITH campaign_days AS (
-  SELECT c.campaign_code, c.campaign_name, c.campaign_start, c.campaign_end, d.day
+  SELECT c.campaign_code, c.campaign_name, c.campaign_start, c.campaign_end, d.day,
+         CAST(CAST(c.campaign_start - INTERVAL '1' DAY AS date) AS varchar) AS first_result_day
   FROM {campaigns} c
   CROSS JOIN UNNEST(sequence(
     CAST(c.campaign_start AS date),
@@ -410,6 +413,7 @@ hits AS (
   JOIN campaign_days cd
     ON CAST(w.participation_date AS date) = cd.day
    AND w.participation_date >= cd.campaign_start AND w.participation_date < cd.campaign_end
+   AND w.created_date >= cd.first_result_day
 )
 SELECT campaign_code,
        campaign_name,
