@@ -347,16 +347,17 @@ class MemoryStore:
         self.objects[key] = bytes(body)
 
     def get_versioned(self, key: str) -> tuple[bytes, str] | None:
+        self.log.append(("get_versioned", key))
         body = self.objects.get(key)
         return None if body is None else (body, _etag(body))
 
-    def put_if(self, key: str, body: bytes, content_type: str, *, etag: str | None) -> bool:
+    def put_if(self, key: str, body: bytes, content_type: str, *, etag: str | None) -> str | None:
         current = self.objects.get(key)
         if (current is None) != (etag is None) or (current is not None and _etag(current) != etag):
-            return False
+            return None
         self.log.append(("put_if", key))
         self.objects[key] = bytes(body)
-        return True
+        return _etag(body)
 
     def list_keys(self, prefix: str) -> list[str]:
         return sorted(k for k in self.objects if k.startswith(prefix))

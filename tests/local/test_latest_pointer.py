@@ -78,12 +78,13 @@ def store(request: pytest.FixtureRequest) -> Any:
 
 def test_put_if_is_a_compare_and_swap(store: Any) -> None:
     assert store.get_versioned("latest/x.json") is None
-    assert store.put_if("latest/x.json", b"1", "application/json", etag=None) is True
-    assert store.put_if("latest/x.json", b"2", "application/json", etag=None) is False  # exists already
+    first = store.put_if("latest/x.json", b"1", "application/json", etag=None)
+    assert first is not None
+    assert store.put_if("latest/x.json", b"2", "application/json", etag=None) is None  # exists already
     body, etag = store.get_versioned("latest/x.json")
-    assert body == b"1"
-    assert store.put_if("latest/x.json", b"3", "application/json", etag=etag) is True
-    assert store.put_if("latest/x.json", b"4", "application/json", etag=etag) is False  # changed since read
+    assert (body, etag) == (b"1", first)  # the ETag a write returns is the one a read sees
+    assert store.put_if("latest/x.json", b"3", "application/json", etag=etag) is not None
+    assert store.put_if("latest/x.json", b"4", "application/json", etag=etag) is None  # changed since read
     assert store.get_versioned("latest/x.json")[0] == b"3"
 
 
@@ -101,7 +102,10 @@ def test_a_racing_writer_is_read_again_and_the_newest_wins(store: Any) -> None:
         def get_versioned(self, key: str) -> tuple[bytes, str] | None:
             return store.get_versioned(key)  # type: ignore[no-any-return]
 
-        def put_if(self, key: str, body: bytes, content_type: str, *, etag: str | None) -> bool:
+        def get(self, key: str) -> bytes | None:
+            return store.get(key)  # type: ignore[no-any-return]
+
+        def put_if(self, key: str, body: bytes, content_type: str, *, etag: str | None) -> str | None:
             if not self.raced:
                 self.raced = True
                 latest.advance(store, newer)
@@ -109,6 +113,25 @@ def test_a_racing_writer_is_read_again_and_the_newest_wins(store: Any) -> None:
 
     assert latest.advance(Racing(), older) is False  # lost the race, read again, found a newer one
     assert latest.Pointer.from_json(store.get_versioned(newer.key)[0]) == newer
+
+
+def test_a_warm_copier_moves_its_pointer_with_one_request_per_result() -> None:
+    """Consecutive results of one export in one copier: the known ETag saves the read; older ones cost nothing."""
+    store = MemoryStore()
+    known: latest.Known = {}
+    base = datetime(2026, 3, 1, 10, tzinfo=UTC)
+    pointers = [latest.Pointer("win_info", "win-info", f"{n:025d}", base + timedelta(hours=n)) for n in range(5)]
+    latest.advance(store, pointers[0], known)  # cold: a read, a write
+    before = len(store.log)
+    for pointer in pointers[1:]:
+        assert latest.advance(store, pointer, known) is True
+    assert store.log[before:] == [("put_if", KEY)] * 4  # one conditional write each, no read
+    assert latest.advance(store, pointers[2], known) is False and len(store.log) == before + 4  # older: nothing
+    # Another copier moved it meanwhile: the known ETag fails, one read, and the newest still wins.
+    latest.advance(store, latest.Pointer("win_info", "win-info", "z" * 25, base + timedelta(days=1)))
+    late = latest.Pointer("win_info", "win-info", "y" * 25, base + timedelta(hours=10))
+    assert latest.advance(store, late, known) is False
+    assert latest.Pointer.from_json(store.objects[KEY]).result_id == "z" * 25
 
 
 def collision_document() -> bytes:

@@ -42,21 +42,21 @@ class S3LakeStore:
             return None
         return bytes(resp["Body"].read()), str(resp["ETag"])
 
-    def put_if(self, key: str, body: bytes, content_type: str, *, etag: str | None) -> bool:
-        """Write a small object only if it is unchanged since read (``etag``), or absent (``None``); True if written.
+    def put_if(self, key: str, body: bytes, content_type: str, *, etag: str | None) -> str | None:
+        """Write a small object only if unchanged since read (``etag``), or absent (``None``); its new ETag, or None.
 
-        S3 conditional writes: ``If-Match`` / ``If-None-Match: *``. False when another writer got there first
+        S3 conditional writes: ``If-Match`` / ``If-None-Match: *``. ``None`` when another writer got there first
         (412 PreconditionFailed, 409 ConditionalRequestConflict, or 404 when the object went away meanwhile).
         """
         condition = {"IfMatch": etag} if etag is not None else {"IfNoneMatch": "*"}
         try:
-            self._s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, **condition)
+            resp = self._s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, **condition)
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code in ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "412", "409"):
-                return False
+                return None
             raise
-        return True
+        return str(resp["ETag"])
 
     def list_keys(self, prefix: str) -> list[str]:
         """Every key under ``prefix``."""

@@ -79,6 +79,8 @@ class CopyService:
         self._heartbeat = heartbeat
         #: ``progress(job, rows, bytes, length)`` while a result streams (``length``: declared size, or None).
         self._progress = progress
+        #: Latest-result pointers this copier read or wrote (``domain.latest.advance``: fewer S3 requests when warm).
+        self._pointers: latest.Known = {}
 
     # -- entry points -----------------------------------------------------------------------------------------
     def copy(self, job: CopyJob) -> CopyOutcome | None:
@@ -225,7 +227,7 @@ class CopyService:
             raise
         lease.confirm()
         self._catalog.register_partition(place.table, place.values, manifest.location, columns)
-        latest.advance(self._store, latest.Pointer.of(manifest))  # after the partition: never names a missing one
+        latest.advance(self._store, latest.Pointer.of(manifest), self._pointers)  # after the partition, never before
         return self._outcome(manifest, diff)
 
     def _resume(self, job: CopyJob, manifest: Manifest, lease: Lease) -> CopyOutcome | None:
@@ -246,7 +248,7 @@ class CopyService:
             self._catalog.create_table(place.table, columns)
         lease.confirm()
         self._catalog.register_partition(place.table, place.values, manifest.location, columns)
-        latest.advance(self._store, latest.Pointer.of(manifest))  # after the partition: never names a missing one
+        latest.advance(self._store, latest.Pointer.of(manifest), self._pointers)  # after the partition, never before
         return self._outcome(manifest, manifest.schema_diff)
 
     # -- steps ------------------------------------------------------------------------------------------------

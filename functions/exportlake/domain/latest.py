@@ -39,7 +39,7 @@ class PointerStore(Protocol):
 
     def get_versioned(self, key: str) -> tuple[bytes, str] | None: ...
 
-    def put_if(self, key: str, body: bytes, content_type: str, *, etag: str | None) -> bool: ...
+    def put_if(self, key: str, body: bytes, content_type: str, *, etag: str | None) -> str | None: ...
 
 
 def pointer_key(table: str, export_name: str) -> str:
@@ -105,27 +105,49 @@ class Pointer:
         return pointer
 
 
-def advance(store: PointerStore, pointer: Pointer) -> bool:
+#: What a copier last read or wrote, per pointer key: the pointer and its ETag (see ``advance``).
+Known = dict[str, tuple[Pointer, str]]
+
+
+def advance(store: PointerStore, pointer: Pointer, known: Known | None = None) -> bool:
     """Make ``pointer`` the export's newest result unless a newer (or the same) one is there; True if written.
 
-    An unreadable pointer is replaced. Raises ``ExportlakeError`` when other writers kept moving it.
+    ``known`` (kept by a warm copier across results) saves requests: a pointer known to be as new or newer needs
+    none (pointers only move forward), a newer result one conditional write on the known ETag; a stale entry costs
+    a failed write, then the usual read. An unreadable pointer is replaced. Raises ``ExportlakeError`` when other
+    writers kept moving it.
     """
-    for _ in range(ATTEMPTS):
-        found = store.get_versioned(pointer.key)
-        etag: str | None = None
-        if found is not None:
-            body, etag = found
-            try:
-                current = Pointer.from_json(body)
-            except DocumentError:
-                current = None
-            if current is not None and current.order() >= pointer.order():
-                return False
-        if store.put_if(pointer.key, pointer.to_json(), CONTENT_TYPE, etag=etag):
+    cached = known.get(pointer.key) if known is not None else None
+    if cached is not None and cached[0].order() >= pointer.order():
+        return False
+    for attempt in range(ATTEMPTS):
+        if attempt == 0 and cached is not None:
+            etag: str | None = cached[1]
+        else:
+            etag = None
+            found = store.get_versioned(pointer.key)
+            if found is not None:
+                body, etag = found
+                current = _readable(body)
+                if current is not None and known is not None:
+                    known[pointer.key] = (current, etag)
+                if current is not None and current.order() >= pointer.order():
+                    return False
+        written = store.put_if(pointer.key, pointer.to_json(), CONTENT_TYPE, etag=etag)
+        if written is not None:
+            if known is not None:
+                known[pointer.key] = (pointer, written)
             return True
     raise ExportlakeError(
-        f"the latest-result pointer {pointer.key} kept changing while {pointer.result_id} was written"
+        f"the latest-result pointer {pointer.key} kept changing while {pointer.result_id} was written: copy it again"
     )
+
+
+def _readable(body: bytes) -> Pointer | None:
+    try:
+        return Pointer.from_json(body)
+    except DocumentError:
+        return None
 
 
 def newest(pointers: Iterable[Pointer]) -> Pointer | None:
