@@ -199,7 +199,8 @@ class LakeQuery:
         self._con.execute("PRAGMA enable_profiling = 'no_output'")
         try:
             cursor = self._con.execute(sql)
-            if cursor.description is None:
+            if cursor.description is None:  # a statement without a result (e.g. SET): nothing read
+                self.last_scan = Scan(0, 0)
                 return [], [], False
             columns = [d[0] for d in cursor.description]
             if limit is None:
