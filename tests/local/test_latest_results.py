@@ -233,7 +233,8 @@ def test_the_deploy_time_table_resource_backfills_pointers_and_never_fails_for_i
     assert "latest-result backfill skipped (PermissionError: AccessDenied on latest/)" in outcome.summary
 
 
-def test_a_statement_without_result_reads_nothing(tmp_path: Path) -> None:
+def test_a_statement_on_no_lake_table_reads_nothing(tmp_path: Path) -> None:
     lq = LakeQuery(None, None, DATABASE, tmp_path)
-    assert lq.query("SET threads = 1") == ([], [])
-    assert lq.last_scan is not None and (lq.last_scan.files, lq.last_scan.bytes) == (0, 0)
+    for statement in ("SET threads = 1", "CREATE TABLE t AS SELECT 1 AS x", "INSERT INTO t VALUES (2)"):
+        lq.query(statement)
+        assert lq.last_scan is not None and (lq.last_scan.files, lq.last_scan.bytes) == (0, 0)
