@@ -22,6 +22,7 @@ from exportlake.adapters.ledger import DynamoLedger
 from exportlake.adapters.notifier import SnsNotifier
 from exportlake.adapters.queue import SqsJobQueue
 from exportlake.adapters.secrets import SecretCredentials
+from exportlake.domain import latest
 from exportlake.domain.errors import ConfigError
 from exportlake.domain.planning import Planner
 from exportlake.domain.ports import Metrics
@@ -119,6 +120,13 @@ def _deploy_time_glue() -> Any:
 def table_catalog(database: str, bucket: str) -> GlueCatalog:
     """The catalog of ``database`` as the deploy-time table resource uses it (tables located in ``bucket``)."""
     return GlueCatalog(_deploy_time_glue(), database, bucket)
+
+
+def latest_backfill(database: str, bucket: str) -> Callable[[str], int]:
+    """For the deploy-time table resource: table → latest-result pointers backfilled (``domain.latest``)."""
+    catalog = table_catalog(database, bucket)
+    store = S3LakeStore(session().client("s3", config=_DEPLOY_TIME_CONFIG), bucket)  # type: ignore[call-overload]
+    return lambda table: len(latest.backfill_table(store, table, catalog.partition_values(table)))
 
 
 @functools.cache

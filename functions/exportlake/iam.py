@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exportlake.domain.schemas import MANIFESTS_PREFIX, RAW_PREFIX, TABLES_PREFIX
+from exportlake.domain.schemas import LATEST_PREFIX, MANIFESTS_PREFIX, RAW_PREFIX, TABLES_PREFIX
 
 PLANNER = "planner"
 COPIER = "copier"
@@ -74,9 +74,10 @@ GRANTS: dict[str, tuple[Grant, ...]] = {
         # ListBucket also makes a missing manifest answer NoSuchKey (404) instead of AccessDenied (403).
         Grant("LakeBucket", BUCKET, ("s3:ListBucket", "s3:ListBucketMultipartUploads")),
         # Parts, raw originals and manifests (multipart uploads included: Create/UploadPart/Complete).
-        Grant("LakeWrite", OBJECTS, ("s3:PutObject",), (TABLES_PREFIX, RAW_PREFIX, MANIFESTS_PREFIX)),
+        # ... and the latest-result pointers (conditional PutObject: If-Match / If-None-Match).
+        Grant("LakeWrite", OBJECTS, ("s3:PutObject",), (TABLES_PREFIX, RAW_PREFIX, MANIFESTS_PREFIX, LATEST_PREFIX)),
         Grant("LakeAbortUploads", OBJECTS, ("s3:AbortMultipartUpload",), (TABLES_PREFIX, RAW_PREFIX)),
-        Grant("ManifestsRead", OBJECTS, ("s3:GetObject",), (MANIFESTS_PREFIX,)),
+        Grant("ManifestsRead", OBJECTS, ("s3:GetObject",), (MANIFESTS_PREFIX, LATEST_PREFIX)),
         # Stale parts under the prefix of a partition not registered yet; the objects of a failed attempt.
         Grant("StalePartsDelete", OBJECTS, ("s3:DeleteObject",), (TABLES_PREFIX, RAW_PREFIX)),
         Grant(
@@ -87,7 +88,25 @@ GRANTS: dict[str, tuple[Grant, ...]] = {
     ),
     TABLES: (
         # Create a declared table or merge its declaration into it: the declared tables only, by name.
-        Grant("DeclaredTables", DECLARED_TABLES, ("glue:CreateTable", "glue:GetTable", "glue:UpdateTable")),
+        # ... each with its created_date partition index (added to a table that lacks it).
+        Grant(
+            "DeclaredTables",
+            DECLARED_TABLES,
+            (
+                "glue:CreatePartitionIndex",
+                "glue:CreateTable",
+                "glue:GetPartitionIndexes",
+                "glue:GetTable",
+                "glue:UpdateTable",
+            ),
+        ),
+        # The upgrade backfill of latest-result pointers (domain.latest): each declared table's partition values,
+        # the manifests of each export's newest day, the pointer objects (conditional PutObject). ListBucket makes
+        # a missing manifest or pointer answer 404 instead of 403.
+        Grant("DeclaredTablesPartitions", DECLARED_TABLES, ("glue:GetPartitions",)),
+        Grant("LakeBucketList", BUCKET, ("s3:ListBucket",)),
+        Grant("PointersRead", OBJECTS, ("s3:GetObject",), (LATEST_PREFIX, MANIFESTS_PREFIX)),
+        Grant("PointersWrite", OBJECTS, ("s3:PutObject",), (LATEST_PREFIX,)),
         # A table leaving the stack (its export type removed or renamed) is deleted in the cleanup after the update,
         # when this role already holds the new list of names: so any table of the lake's database. Called only
         # with retainData=false (removal policy destroy).
@@ -163,16 +182,32 @@ USES: dict[str, dict[str, tuple[str, ...]]] = {
             "delete",
             "open_object",
             "abort_uploads",
+            "get_versioned",
+            "put_if",
         ),
     },
-    TABLES: {"exportlake.adapters.catalog.GlueCatalog": ("ensure_table", "drop_table")},
+    TABLES: {
+        "exportlake.adapters.catalog.GlueCatalog": (
+            "ensure_table",
+            "ensure_partition_index",
+            "drop_table",
+            "partition_values",
+        ),
+        "exportlake.adapters.lakestore.S3LakeStore": ("get", "get_versioned", "put_if"),
+    },
 }
 
 #: Adapter methods only the CLI and the local mode call (they run with the user's credentials, not a role).
 CLI_ONLY: dict[str, tuple[str, ...]] = {
     "exportlake.adapters.ledger.DynamoLedger": ("all_entries",),
     "exportlake.adapters.lakestore.S3LakeStore": ("open_uploads", "abort_upload"),
-    "exportlake.adapters.catalog.GlueCatalog": ("ensure_database", "tables", "partitions", "partition_exists"),
+    "exportlake.adapters.catalog.GlueCatalog": (
+        "ensure_database",
+        "ensure_latest_table",
+        "tables",
+        "partitions",
+        "partition_exists",
+    ),
     "exportlake.adapters.lakequery.LakeQuery": ALL_METHODS,
 }
 
@@ -195,7 +230,11 @@ _ACTION_OF_OPERATION: dict[tuple[str, str], str] = {
 }
 
 #: Actions an action needs besides itself on this stack's resources.
-IMPLIED: dict[str, tuple[str, ...]] = {"sns:Publish": ("kms:Decrypt", "kms:GenerateDataKey")}
+IMPLIED: dict[str, tuple[str, ...]] = {
+    "sns:Publish": ("kms:Decrypt", "kms:GenerateDataKey"),
+    # Reading a key that may be missing (a manifest, a pointer): without ListBucket S3 answers 403, not 404.
+    "s3:GetObject": ("s3:ListBucket",),
+}
 
 
 def iam_action(service: str, operation: str) -> str:

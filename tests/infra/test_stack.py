@@ -133,10 +133,13 @@ def test_glue_tables_match_the_schema_registry(resources: Resources) -> None:
     assert db["Properties"]["DatabaseInput"]["Name"] == "exportlake"
     assert db["Properties"]["CatalogId"] == {"Ref": "AWS::AccountId"}
     lake_id, _ = one(resources, "AWS::S3::Bucket", "LakeBucket")
-    # The raw tables are custom resources (tests/infra/test_catalog_tables.py): Glue tables are views only.
-    assert {t["Properties"]["TableInput"]["TableType"] for t in of_type(resources, "AWS::Glue::Table").values()} == {
-        "VIRTUAL_VIEW"
-    }
+    # The raw tables are custom resources (tests/infra/test_catalog_tables.py): Glue tables are views, and the
+    # latest-result pointer table (its columns are ours alone, so CloudFormation may own them).
+    kinds = {t["Properties"]["TableInput"]["Name"]: t for t in of_type(resources, "AWS::Glue::Table").values()}
+    pointers = kinds.pop("latest_results")["Properties"]["TableInput"]
+    assert {t["Properties"]["TableInput"]["TableType"] for t in kinds.values()} == {"VIRTUAL_VIEW"}
+    assert pointers["TableType"] == "EXTERNAL_TABLE" and pointers["PartitionKeys"] == []
+    assert pointers["StorageDescriptor"]["Location"] == {"Fn::Join": ["", ["s3://", {"Ref": lake_id}, "/latest/"]]}
     tables = {t["Properties"]["TableName"]: t for t in of_type(resources, "Custom::ExportlakeTable").values()}
     assert set(tables) == set(EXPORT_TYPES)
     assert len(tables) == 10
@@ -164,7 +167,7 @@ def test_athena_workgroup_is_enforced_encrypted_and_capped(resources: Resources)
         assert query["Properties"]["WorkGroup"] == {"Ref": wg_id}
         assert query["Properties"]["Database"] == "exportlake"
         for table in re.findall(r'"exportlake"\."([a-z_]+)"', query["Properties"]["QueryString"]):
-            assert table.removesuffix("_typed").removesuffix("_latest") in EXPORT_TYPES
+            assert table == "latest_results" or table.removesuffix("_typed").removesuffix("_latest") in EXPORT_TYPES
 
 
 # --- ledger -----------------------------------------------------------------------------------------------------
@@ -431,10 +434,11 @@ def test_grants_are_scoped_to_their_resources(resources: Resources) -> None:
             out.append(tail)
         return sorted(out)
 
-    # Writes where the copier writes; reads of manifests only; deletes of stale parts only; never athena-results/.
-    assert object_prefixes(copier["LakeWrite"]) == ["/lake/*", "/manifests/*", "/raw/*"]
+    # Writes where the copier writes; reads of manifests and latest-result pointers only; deletes of stale parts
+    # only; never athena-results/.
+    assert object_prefixes(copier["LakeWrite"]) == ["/lake/*", "/latest/*", "/manifests/*", "/raw/*"]
     assert object_prefixes(copier["LakeAbortUploads"]) == ["/lake/*", "/raw/*"]
-    assert object_prefixes(copier["ManifestsRead"]) == ["/manifests/*"]
+    assert object_prefixes(copier["ManifestsRead"]) == ["/latest/*", "/manifests/*"]
     assert object_prefixes(copier["StalePartsDelete"]) == ["/lake/*", "/raw/*"]
     glue = json.dumps(copier["GlueCatalogOfTheLake"]["Resource"])
     for part in (":catalog", ":database/exportlake", ":table/exportlake/*"):

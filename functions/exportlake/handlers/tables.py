@@ -35,7 +35,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> None:
         limit, lambda: failed(f"Glue did not answer within {limit:.0f} s; no column was dropped: deploy again")
     )
     try:
-        outcome = tableresource.handle(event, bootstrap.table_catalog)
+        outcome = tableresource.handle(event, bootstrap.table_catalog, bootstrap.latest_backfill)
     except Exception as exc:
         logger.exception("table request failed")
         reply.send(failed(f"{type(exc).__name__}: {exc}"))
