@@ -208,7 +208,7 @@ CLI_ONLY: dict[str, tuple[str, ...]] = {
         "partitions",
         "partition_exists",
     ),
-    "exportlake.adapters.lakequery.LakeQuery": ALL_METHODS,
+    "exportlake.query.lake.LakeQuery": ALL_METHODS,
 }
 
 #: IAM actions of API operations whose action is not ``<service>:<Operation>``.
