@@ -10,7 +10,7 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from exportlake import iam as permissions
 from exportlake.domain.schemas import TABLES_PREFIX
@@ -207,7 +207,7 @@ class ExportLakeStack(cdk.Stack):
         self.schedule.async_config.node.add_dependency(self._default_policy(self.functions.planner))
 
     @staticmethod
-    def _default_policy(fn: lambda_.Function) -> Construct:
+    def _default_policy(fn: lambda_.Function) -> IConstruct:
         policy = fn.role.node.try_find_child("DefaultPolicy") if fn.role is not None else None
         if policy is None:
             raise RuntimeError(f"{fn.node.path} has no role policy to order after")
