@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -177,6 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     verbose = bool(getattr(args, "verbose", False))  # SUPPRESS: absent unless given
     quiet_powertools(verbose)
+    if not verbose:  # a library's warning (Powertools' "No application metrics to publish"…) is no user message
+        warnings.simplefilter("ignore")
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
     from exportlake.cli.errors import explain
 
