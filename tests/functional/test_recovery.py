@@ -132,7 +132,8 @@ def test_refused_download_host_fails_for_good_once_and_writes_nothing(
         assert [r for r in sim.requests if r.port == "download"] == []
         failed = lake.events("result.failed")
         assert len(failed) == 10 and all(
-            "no retry can fix it until the host is allowed: add it to EXPORTLAKE_DOWNLOAD_HOSTS" in m["body"]["error"]
+            "allow the host in EXPORTLAKE_DOWNLOAD_HOSTS (downloadHosts in cdk.json), then exportlake sync"
+            in m["body"]["error"]
             and "Refused" not in m["body"]["error"]
             for m in failed
         )

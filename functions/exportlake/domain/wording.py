@@ -112,10 +112,7 @@ def copy_failure(exc: BaseException, export: str, result_id: str, attempts: int 
         where = f"export {export} result {result_id}"
         return f"the document is malformed: {what}; {NO_RETRY}: report {where} to {REPORT_TO}"
     if isinstance(exc, DownloadRefused):
-        return (
-            f"{what}; {NO_RETRY} until the host is allowed: add it to EXPORTLAKE_DOWNLOAD_HOSTS (downloadHosts in "
-            f"cdk.json), then {RETRY}"
-        )
+        return f"{what}: allow the host in EXPORTLAKE_DOWNLOAD_HOSTS (downloadHosts in cdk.json), then {RETRY}"
     if isinstance(exc, AuthError):
         return f"{what}: {CREDENTIALS_FIX}, then {RETRY}"
     tail = f" (after {attempts} attempts)" if attempts else ""
