@@ -111,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     status = add("status", "per export: newest result, newest copied, lag, rows, states, next expiry")
     status.set_defaults(func=cmd_status)
     doctor = add("doctor", "check settings → AWS → secret → token → exports → download → resources → expiry")
+    doctor.add_argument("--stack", metavar="NAME", help="also check this deployed stack (default: EXPORTLAKE_STACK)")
     doctor.set_defaults(func=cmd_doctor)
     verify = add("verify", "re-read landed results: raw, Parquet parts, manifest, partition and ledger agree")
     verify.add_argument("--export", metavar="NAME")
