@@ -52,7 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "expiryWarningHours": DEFAULT_EXPIRY_WARNING_HOURS,
     # Export type → "snapshot" | "delta"; types not named keep the registry's default (see docs/analytics.md).
     "resultSemantics": {},
-    # Accounts whose Data Catalog is governed by Lake Formation (docs/deploy.md#lake-formation): grant the functions
+    # Accounts whose Data Catalog is governed by Lake Formation (docs/deploy.md#2-lake-formation): grant the functions
     # exactly the Lake Formation permissions they use, and the readers SELECT/DESCRIBE on the lake's tables and views.
     "lakeFormation": False,
     "lakeFormationReaders": [],
@@ -406,7 +406,7 @@ def unknown_keys(context: Mapping[str, Any]) -> list[str]:
         if key in KNOWN_KEYS or key in CDK_WRITTEN_KEYS or key.startswith(("@", "$")) or ":" in key:
             continue
         close = get_close_matches(key.lower(), list(known), n=1, cutoff=0.6)
-        hint = f"did you mean {known[close[0]]}?" if close else "not an exportlake setting (docs/deploy.md#settings)"
+        hint = f"did you mean {known[close[0]]}?" if close else "not an exportlake setting (docs/deploy.md#configuration-cdkjson-context)"
         lines.append(f"unknown setting {key} (cdk.json context or -c {key}=…): {hint}")
     return lines
 

@@ -209,7 +209,7 @@ IMPLIED: dict[str, tuple[str, ...]] = {
 }
 
 # Lake Formation (``lakeFormation`` in cdk.json): in an account whose Data Catalog is governed by Lake Formation, each
-# Glue call also needs a Lake Formation permission on the database or on its tables (docs/deploy.md#lake-formation;
+# Glue call also needs a Lake Formation permission on the database or on its tables (docs/deploy.md#2-lake-formation;
 # AWS's Lake Formation permissions reference). Derived from ``GRANTS`` so that a role holds exactly what its calls
 # need: ALTER is the permission to change a table's metadata, INSERT/DELETE to add/remove data at its location (a
 # partition is both), DESCRIBE to read its definition, DROP to delete it, CREATE_TABLE (on the database) to create one.

@@ -2,7 +2,7 @@
 
 In such an account (the Data Catalog settings do not give ``IAM_ALLOWED_PRINCIPALS`` ALL on new databases and tables)
 IAM alone no longer lets a role create, change or read a table: each Glue call also needs a Lake Formation permission
-(docs/deploy.md#lake-formation). This construct grants each function's role exactly the permissions its Glue calls
+(docs/deploy.md#2-lake-formation). This construct grants each function's role exactly the permissions its Glue calls
 need (``exportlake.iam.lf_permissions``, derived from its IAM grants) and each reader SELECT and DESCRIBE on every
 table and view of the database. Table grants use ``TableWildcard``: they cover the tables the runtime creates for new
 export types too. Without the option the stack holds no Lake Formation resource at all.

@@ -313,7 +313,7 @@ def test_a_refusal_is_retried_within_its_budget_then_named_with_the_fix(
     assert failed["Status"] == "FAILED"
     assert clock["now"] <= tables.ACCESS_RETRY_SECONDS
     assert failed["Reason"].startswith("Glue refused CreateTable (AccessDeniedException): not authorized; still ")
-    assert "lakeFormation=true" in failed["Reason"] and "docs/deploy.md#lake-formation" in failed["Reason"]
+    assert "lakeFormation=true" in failed["Reason"] and "docs/deploy.md#2-lake-formation" in failed["Reason"]
 
 
 def test_other_failures_are_not_retried(glue: Any, cfn: CloudFormation, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -114,7 +114,7 @@ def handle_retrying(run: Callable[[], Any], *, budget: float) -> Any:
 def _denied_fix(exc: BaseException, seconds: float) -> str:
     return (
         f"{in_words(exc)}; still refused after {seconds:.0f} s: if the account governs its Data Catalog with Lake "
-        "Formation, deploy with lakeFormation=true (docs/deploy.md#lake-formation)"
+        "Formation, deploy with lakeFormation=true (docs/deploy.md#2-lake-formation)"
     )
 
 
