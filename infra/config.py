@@ -406,7 +406,8 @@ def unknown_keys(context: Mapping[str, Any]) -> list[str]:
         if key in KNOWN_KEYS or key in CDK_WRITTEN_KEYS or key.startswith(("@", "$")) or ":" in key:
             continue
         close = get_close_matches(key.lower(), list(known), n=1, cutoff=0.6)
-        hint = f"did you mean {known[close[0]]}?" if close else "not an exportlake setting (docs/deploy.md#configuration-cdkjson-context)"
+        settings = "docs/deploy.md#configuration-cdkjson-context"
+        hint = f"did you mean {known[close[0]]}?" if close else f"not an exportlake setting (see {settings})"
         lines.append(f"unknown setting {key} (cdk.json context or -c {key}=…): {hint}")
     return lines
 

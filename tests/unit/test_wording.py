@@ -99,3 +99,26 @@ def test_a_malformed_document_says_no_retry_fixes_it() -> None:
 def test_an_unexpected_failure_names_no_class() -> None:
     line = explain(KeyError("win_info")).message
     assert line == "unexpected failure: 'win_info' (run with -v for the details)"
+
+
+def test_a_secret_its_reader_may_not_decrypt_names_the_key_setting() -> None:
+    from botocore.exceptions import ClientError
+
+    from exportlake.adapters.secrets import unreadable
+
+    kms = "An error occurred (AccessDeniedException) when calling GetSecretValue: Access to KMS is not allowed"
+    assert unreadable(Exception(kms)).startswith("Secrets Manager could not decrypt it with its KMS key; the functions")
+    assert "existingSecretKmsKeyArn" in unreadable(Exception(kms))
+    assert unreadable(Exception("An error occurred (ResourceNotFoundException) ...")) == (
+        "AWS refused it (ResourceNotFoundException)"
+    )
+
+    class TransformParameterError(Exception):
+        pass
+
+    assert unreadable(TransformParameterError("Expecting value: line 1 column 1")) == "its value is not valid JSON"
+    denied = ClientError(
+        {"Error": {"Code": "AccessDeniedException", "Message": "Access to KMS is not allowed"}}, "GetSecretValue"
+    )
+    line = explain(denied).message
+    assert "kms:Decrypt on the secret's key" in line and "existingSecretKmsKeyArn" in line

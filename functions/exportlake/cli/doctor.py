@@ -26,6 +26,7 @@ from exportlake.cli.exitcodes import ExitCode, checks_exit
 from exportlake.domain.errors import ConfigError
 from exportlake.domain.models import ResultRef, ResultState
 from exportlake.domain.timefmt import utc_now
+from exportlake.domain.wording import describe
 
 
 @dataclass
@@ -218,7 +219,7 @@ def check_resources(state: _State, clients: Callable[[str], Any]) -> str:
             probe()
         except Exception as exc:
             fix = "run `exportlake provision`" if _endpoint() else "deploy the stack; check the names it output"
-            code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", "")) or type(exc).__name__
+            code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", "")) or describe(exc)
             raise Broken(f"{what} is not reachable {where()} ({code})", fix) from None
     return "bucket, ledger, queue, topic and database reachable"
 

@@ -141,6 +141,12 @@ def _client_error(exc: BaseException) -> Explained:
             secret = os.environ.get("EXPORTLAKE_SECRET_ID", "?")
             return Explained(f"the secret {secret} does not exist {where()}: {secret_hint(secret)}", USAGE)
         return Explained(f"the {what} does not exist {where()} ({operation}: {code}): {_provision_hint()}", USAGE)
+    if code in _DENIED and "KMS" in message:  # a secret under a key this identity may not decrypt with
+        return Explained(
+            f"AWS refused {operation} ({code}): {message}; the identity needs kms:Decrypt on the secret's key "
+            "(deployed functions: existingSecretKmsKeyArn, docs/deploy.md#3-the-secret-and-its-key)",
+            USAGE,
+        )
     if code in _DENIED:
         return Explained(
             f"AWS refused {operation} ({code}): check the credentials and their permissions {where()}", USAGE
