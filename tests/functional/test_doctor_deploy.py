@@ -40,7 +40,7 @@ def clients(service: str) -> Any:
 def deploy(outputs: dict[str, str]) -> None:
     """A stack with these outputs (all that doctor reads of it)."""
     template = {
-        "Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}},
         "Outputs": {k: {"Value": v} for k, v in outputs.items()},
     }
     clients("cloudformation").create_stack(StackName=STACK, TemplateBody=json.dumps(template))
