@@ -22,7 +22,6 @@ from exportlake.adapters.ledger import DynamoLedger
 from exportlake.adapters.notifier import SnsNotifier
 from exportlake.adapters.queue import SqsJobQueue
 from exportlake.adapters.secrets import SecretCredentials
-from exportlake.domain import latest
 from exportlake.domain.errors import ConfigError
 from exportlake.domain.planning import Planner
 from exportlake.domain.ports import Metrics
@@ -106,27 +105,6 @@ def catalog() -> GlueCatalog:
     """The Glue catalog adapter."""
     s = settings()
     return GlueCatalog(client("glue"), s.glue_database, s.bucket)
-
-
-#: Deploy time: every Glue call bounded (a stack waits on it), few retries; the handler's watchdog bounds the rest.
-_DEPLOY_TIME_CONFIG = Config(connect_timeout=5, read_timeout=15, retries={"mode": "standard", "max_attempts": 3})
-
-
-@functools.cache
-def _deploy_time_glue() -> Any:
-    return session().client("glue", config=_DEPLOY_TIME_CONFIG)  # type: ignore[call-overload]
-
-
-def table_catalog(database: str, bucket: str) -> GlueCatalog:
-    """The catalog of ``database`` as the deploy-time table resource uses it (tables located in ``bucket``)."""
-    return GlueCatalog(_deploy_time_glue(), database, bucket)
-
-
-def latest_backfill(database: str, bucket: str) -> Callable[[str], int]:
-    """For the deploy-time table resource: table → latest-result pointers backfilled (``domain.latest``)."""
-    catalog = table_catalog(database, bucket)
-    store = S3LakeStore(session().client("s3", config=_DEPLOY_TIME_CONFIG), bucket)  # type: ignore[call-overload]
-    return lambda table: len(latest.backfill_table(store, table, catalog.partition_values(table)))
 
 
 @functools.cache
@@ -246,6 +224,5 @@ def reset() -> None:
         notifier,
         lake_store,
         job_queue,
-        _deploy_time_glue,
     ):
         cached.cache_clear()

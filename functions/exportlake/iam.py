@@ -31,6 +31,7 @@ OBJECTS = "objects"  # objects of the lake bucket under ``Grant.prefixes``
 GLUE = "glue"  # the catalog, the lake's database and its tables
 DECLARED_TABLES = "declared_tables"  # the catalog, the lake's database and the tables the stack declares
 LOG_GROUP = "log_group"  # the function's own log group
+SECRET_KEY = "secret_key"  # noqa: S105 - the existing secret's customer-managed KMS key (none: no statement)
 ANY = "*"  # actions that support no resource-level permissions
 
 
@@ -42,9 +43,14 @@ class Grant:
     resource: str
     actions: tuple[str, ...]
     prefixes: tuple[str, ...] = ()
+    #: Only through this AWS service (``kms:ViaService``), e.g. ``secretsmanager`` for a secret's key.
+    via: str = ""
 
 
 _SECRET = Grant("GatewaySecret", SECRET, ("secretsmanager:GetSecretValue",))
+# An existing secret encrypted with a customer-managed key: Secrets Manager decrypts it with the caller's identity,
+# so the caller needs kms:Decrypt on that key, through Secrets Manager only (existingSecretKmsKeyArn).
+_SECRET_KEY = Grant("GatewaySecretKey", SECRET_KEY, ("kms:Decrypt",), via="secretsmanager")
 # Publishing to a KMS-encrypted topic: SNS makes a data key and decrypts it under the publisher's identity.
 _NOTIFY = (
     Grant("Notify", TOPIC, ("sns:Publish",)),
@@ -55,6 +61,7 @@ _NOTIFY = (
 GRANTS: dict[str, tuple[Grant, ...]] = {
     PLANNER: (
         _SECRET,
+        _SECRET_KEY,
         Grant(
             "Ledger",
             LEDGER,
@@ -67,6 +74,7 @@ GRANTS: dict[str, tuple[Grant, ...]] = {
     ),
     COPIER: (
         _SECRET,
+        _SECRET_KEY,
         # PutItem: a job whose result expired while it waited is recorded as expired (never copied).
         Grant("Ledger", LEDGER, ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")),
         *_NOTIFY,
@@ -234,7 +242,50 @@ IMPLIED: dict[str, tuple[str, ...]] = {
     "sns:Publish": ("kms:Decrypt", "kms:GenerateDataKey"),
     # Reading a key that may be missing (a manifest, a pointer): without ListBucket S3 answers 403, not 404.
     "s3:GetObject": ("s3:ListBucket",),
+    "secretsmanager:GetSecretValue": ("kms:Decrypt",),  # a secret under a customer-managed key
 }
+
+# Lake Formation (``lakeFormation`` in cdk.json): in an account whose Data Catalog is governed by Lake Formation, each
+# Glue call also needs a Lake Formation permission on the database or on its tables (docs/deploy.md#2-lake-formation;
+# AWS's Lake Formation permissions reference). Derived from ``GRANTS`` so that a role holds exactly what its calls
+# need: ALTER is the permission to change a table's metadata, INSERT/DELETE to add/remove data at its location (a
+# partition is both), DESCRIBE to read its definition, DROP to delete it, CREATE_TABLE (on the database) to create one.
+LF_DATABASE = "database"
+LF_TABLES = "tables"  # every table and view of the database (TableWildcard: current and future ones)
+LF_OF_ACTION: dict[str, tuple[tuple[str, str], ...]] = {
+    "glue:GetDatabase": ((LF_DATABASE, "DESCRIBE"),),
+    "glue:CreateTable": ((LF_DATABASE, "CREATE_TABLE"),),
+    "glue:GetTable": ((LF_TABLES, "DESCRIBE"),),
+    "glue:GetTables": ((LF_TABLES, "DESCRIBE"),),
+    "glue:UpdateTable": ((LF_TABLES, "ALTER"),),
+    "glue:DeleteTable": ((LF_TABLES, "DROP"),),
+    "glue:CreatePartitionIndex": ((LF_TABLES, "ALTER"),),
+    "glue:GetPartitionIndexes": ((LF_TABLES, "DESCRIBE"),),
+    "glue:GetPartition": ((LF_TABLES, "DESCRIBE"),),
+    "glue:GetPartitions": ((LF_TABLES, "DESCRIBE"),),
+    "glue:BatchGetPartition": ((LF_TABLES, "DESCRIBE"),),
+    "glue:CreatePartition": ((LF_TABLES, "ALTER"), (LF_TABLES, "INSERT")),
+    "glue:BatchCreatePartition": ((LF_TABLES, "ALTER"), (LF_TABLES, "INSERT")),
+    "glue:UpdatePartition": ((LF_TABLES, "ALTER"),),
+    "glue:BatchUpdatePartition": ((LF_TABLES, "ALTER"),),
+    "glue:DeletePartition": ((LF_TABLES, "ALTER"), (LF_TABLES, "DELETE")),
+    "glue:BatchDeletePartition": ((LF_TABLES, "ALTER"), (LF_TABLES, "DELETE")),
+}
+#: What ``lakeFormationReaders`` get: see the database, describe and query its tables and views.
+LF_READERS: dict[str, tuple[str, ...]] = {LF_DATABASE: ("DESCRIBE",), LF_TABLES: ("DESCRIBE", "SELECT")}
+
+
+def lf_permissions(function: str) -> dict[str, tuple[str, ...]]:
+    """The Lake Formation permissions ``function``'s Glue calls need: {LF_DATABASE/LF_TABLES: permissions}."""
+    out: dict[str, set[str]] = {}
+    for action in sorted(code_actions(function)):
+        if not action.startswith("glue:"):
+            continue
+        if action not in LF_OF_ACTION:
+            raise KeyError(f"{action}: add the Lake Formation permission it needs to exportlake.iam.LF_OF_ACTION")
+        for where, permission in LF_OF_ACTION[action]:
+            out.setdefault(where, set()).add(permission)
+    return {where: tuple(sorted(perms)) for where, perms in sorted(out.items())}
 
 
 def iam_action(service: str, operation: str) -> str:

@@ -31,6 +31,12 @@ def test_each_declared_table_is_a_custom_resource_carrying_its_fingerprint(resou
     tables_fn, _ = function(resources, TABLES_HANDLER)
     lake_id, _ = one(resources, "AWS::S3::Bucket", "LakeBucket")
     db_id, _ = one(resources, "AWS::Glue::Database", "CatalogDatabase")
+    tables_role = resources[tables_fn]["Properties"]["Role"]["Fn::GetAtt"][0]
+    (tables_policy,) = [
+        k
+        for k, v in resources.items()
+        if v["Type"] == "AWS::IAM::Policy" and {"Ref": tables_role} in v["Properties"]["Roles"]
+    ]
     found = raw_tables(resources)
     assert set(found) == set(EXPORT_TYPES)
     for name, export_type in EXPORT_TYPES.items():
@@ -47,7 +53,8 @@ def test_each_declared_table_is_a_custom_resource_carrying_its_fingerprint(resou
         }
         assert props["ServiceToken"] == {"Fn::GetAtt": [tables_fn, "Arn"]}
         assert props["ServiceTimeout"] == "300"  # CloudFormation's wait is bounded even if nobody answers
-        assert resource["DependsOn"] == [db_id]
+        # The database, and the tables function's policy (a new table's name is in it: test_governance.py).
+        assert sorted(resource["DependsOn"]) == sorted([db_id, tables_policy])
         assert resource["DeletionPolicy"] == "Delete"  # CloudFormation always asks; the RemovalPolicy decides
 
 
@@ -109,7 +116,7 @@ def test_the_tables_role_holds_only_the_glue_calls_it_makes_scoped_to_the_lake(r
     assert by_sid["OwnLogGroup"]["Resource"] == {"Fn::GetAtt": [log_group, "Arn"]}
     # Invoked by CloudFormation only, untraced, no settings, never run twice for one request.
     assert "TracingConfig" not in props
-    assert not any(k.startswith("EXPORTLAKE_") for k in props["Environment"]["Variables"])
+    assert "Environment" not in props  # no settings, no Powertools: each request names what it touches
     invoke = [
         c["Properties"]
         for c in of_type(resources, "AWS::Lambda::EventInvokeConfig").values()

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
-from exportlake.domain import latest, metricnames, notices
+from exportlake.domain import latest, metricnames, notices, wording
 from exportlake.domain.errors import (
     DocumentError,
     DownloadExpired,
@@ -124,7 +124,7 @@ class CopyService:
         except BaseException as exc:
             lease.release()
             if not isinstance(exc, LeaseLost):  # a lost lease is not ours to give back
-                self._ledger.end_attempt(job, owner, f"{type(exc).__name__}: {exc}")
+                self._ledger.end_attempt(job, owner, wording.describe(exc))
             raise
         lease.release()
         # Even when another call made the transition (a retried write whose first answer was lost), the

@@ -47,7 +47,7 @@ from exportlake.domain.schemas import is_valid_name
 RESOURCE_TYPE = "Custom::ExportlakeTable"
 #: The physical id of a resource whose Create failed: its rollback Delete then leaves every table alone (the failed
 #: Create may have met a table it did not make).
-FAILED_CREATE = "create-failed:"
+FAILED_CREATE = "create-failed:"  # the handler's answer writes it (exportlake.adapters.cfnresponse, stdlib-only)
 #: Glue's limit on a table description.
 MAX_DESCRIPTION = 2048
 #: Longest status reason sent back (the whole response must stay under CloudFormation's 4 KB).
@@ -214,26 +214,3 @@ def handle(event: Mapping[str, Any], catalog_for: CatalogFor, backfill_for: Back
         dropped = catalog_for(database, "").drop_table(table)
         return Outcome(current, {}, f"table {current} {'deleted' if dropped else 'was already gone'}")
     raise ValidationError(f"unknown RequestType {kind!r}")
-
-
-def failure_physical_id(event: Mapping[str, Any]) -> str:
-    """The physical id of a FAILED response: the resource's own, or for a failed Create a marker naming no table."""
-    if event.get("RequestType") == "Create" or not event.get("PhysicalResourceId"):
-        return f"{FAILED_CREATE}{event.get('LogicalResourceId', '')}:{event.get('RequestId', '')}"
-    return str(event["PhysicalResourceId"])
-
-
-def response(
-    event: Mapping[str, Any], *, ok: bool, reason: str, physical: str, data: Mapping[str, str] | None = None
-) -> dict[str, Any]:
-    """The body CloudFormation expects at the request's ResponseURL."""
-    return {
-        "Status": "SUCCESS" if ok else "FAILED",
-        "Reason": reason[:MAX_REASON],
-        "PhysicalResourceId": physical,
-        "StackId": event.get("StackId", ""),
-        "RequestId": event.get("RequestId", ""),
-        "LogicalResourceId": event.get("LogicalResourceId", ""),
-        "NoEcho": False,
-        "Data": dict(data or {}),
-    }
