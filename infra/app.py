@@ -12,7 +12,7 @@ _FUNCTIONS = str(Path(__file__).resolve().parent.parent / "functions")
 if _FUNCTIONS not in sys.path:
     sys.path.insert(0, _FUNCTIONS)
 
-from infra.config import Config, ConfigError, example_gateway_refusal, stack_name  # noqa: E402
+from infra.config import Config, ConfigError, example_gateway_refusal, stack_name, unknown_keys  # noqa: E402
 from infra.nag import add_nag  # noqa: E402
 from infra.stack import ExportLakeStack  # noqa: E402
 
@@ -21,7 +21,11 @@ STACK_NAME = "ExportLake"
 
 
 def build(app: cdk.App, *, nag: bool = True) -> ExportLakeStack:
-    """Read the config from the app's context, add the stack and (by default) the cdk-nag checks."""
+    """Read the config from the app's context, add the stack and (by default) the cdk-nag checks; an unknown
+    context key (a mistyped setting) is refused before anything is built."""
+    unknown = unknown_keys(app.node.get_all_context())
+    if unknown:
+        raise ConfigError("\n".join(unknown))
     config = Config.from_context(app.node.try_get_context)
     stack = ExportLakeStack(
         app,
@@ -38,12 +42,16 @@ def build(app: cdk.App, *, nag: bool = True) -> ExportLakeStack:
 def main() -> None:
     app = cdk.App()
     try:
+        unknown = unknown_keys(app.node.get_all_context())  # first: a mistyped key explains what follows
+        if unknown:
+            raise ConfigError("\n".join(unknown))
         refusal = example_gateway_refusal(Config.from_context(app.node.try_get_context), app.node.try_get_context)
         if refusal:
             raise ConfigError(refusal)
         build(app)
     except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
+        for line in str(error).splitlines():
+            print(f"error: {line}", file=sys.stderr)
         raise SystemExit(2) from None
     app.synth()
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from difflib import get_close_matches
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -54,12 +55,25 @@ DEFAULTS: dict[str, Any] = {
     "resultSemantics": {},
     # Days a result stays in the lake (partition, Parquet, raw, index, manifest, every version); 0 keeps them forever.
     "lakeRetentionDays": 0,
+    # Accounts whose Data Catalog is governed by Lake Formation (docs/deploy.md#2-lake-formation): grant the functions
+    # exactly the Lake Formation permissions they use, and the readers SELECT/DESCRIBE on the lake's tables and views.
+    "lakeFormation": False,
+    "lakeFormationReaders": [],
+    # The customer-managed KMS key of an existing secret (existingSecretName): kms:Decrypt through Secrets Manager.
+    "existingSecretKmsKeyArn": None,
 }
 
 #: The placeholder gateway of ``cdk.json``: a stack deployed with it can never copy anything.
 EXAMPLE_GATEWAY_URL = "https://gateway.example.neoday.com"
 #: Context key that lets a synth use the example gateway (CI's offline template checks, tests).
 ALLOW_EXAMPLE_KEY = "allowExampleGateway"
+#: Context key naming the stack (staging and prod side by side).
+STACK_NAME_KEY = "stackName"
+#: Every context key the app reads: the one list the unknown-key refusal checks against (settings added to
+#: ``DEFAULTS`` are known at once).
+KNOWN_KEYS: tuple[str, ...] = (*DEFAULTS, STACK_NAME_KEY, ALLOW_EXAMPLE_KEY)
+#: Context keys the CDK CLI itself writes into cdk.json / cdk.context.json (``cdk acknowledge``, ``cdk cli-telemetry``).
+CDK_WRITTEN_KEYS = frozenset({"acknowledged-issue-numbers", "cli-telemetry"})
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 
 _RATE = re.compile(r"^rate\((?P<n>[1-9]\d*) (?P<unit>minute|minutes|hour|hours|day|days)\)$")
@@ -68,6 +82,13 @@ _AT = re.compile(r"^at\(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\)$")
 _EMAIL = re.compile(r"^[^@\s,]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 _SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
 _HOST_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+#: An IAM role or user (Lake Formation principals), with an optional path.
+_IAM_PRINCIPAL = re.compile(r"^arn:aws(-[a-z]+)*:iam::\d{12}:(role|user)/([\w+=,.@-]+/)*[\w+=,.@-]{1,128}$")
+#: A KMS key (not an alias): a key id is a UUID, or mrk-<32 hex> for a multi-Region key.
+_KMS_KEY = re.compile(
+    r"^arn:aws(-[a-z]+)*:kms:[a-z]{2}(-[a-z]+)+-\d:\d{12}:key/"
+    r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$"
+)
 
 
 class ConfigError(ValueError):
@@ -101,6 +122,12 @@ class Config:
     raw_archive: bool = True
     #: Results older than this many days are removed whole, daily (EXPORTLAKE_LAKE_RETENTION_DAYS); 0: never.
     lake_retention_days: int = 0
+    #: Grant the functions' roles (and ``lake_formation_readers``) Lake Formation permissions on the lake's database.
+    lake_formation: bool = False
+    #: IAM role/user ARNs granted SELECT and DESCRIBE on the lake's tables and views (``lake_formation`` only).
+    lake_formation_readers: tuple[str, ...] = ()
+    #: The customer-managed KMS key of the existing secret; the functions reading it may decrypt with it.
+    existing_secret_kms_key_arn: str | None = None
 
     @property
     def removal_policy(self) -> cdk.RemovalPolicy:
@@ -261,6 +288,47 @@ class _Reader:
             return None
         return value.strip()
 
+    def lake_formation_readers(self, enabled: bool) -> tuple[str, ...]:
+        readers = self.string_list("lakeFormationReaders")
+        for reader in readers:
+            if not _IAM_PRINCIPAL.match(reader):
+                self.bad(
+                    "lakeFormationReaders",
+                    reader,
+                    "is not an IAM role or user ARN (arn:aws:iam::<account>:role/<name>)",
+                )
+        if readers and not enabled:
+            self.bad(
+                "lakeFormationReaders", list(readers), "needs lakeFormation=true (readers are Lake Formation grants)"
+            )
+        return tuple(dict.fromkeys(readers))
+
+    def secret_key(self, secret_name: str | None) -> str | None:
+        value = self._get("existingSecretKmsKeyArn")
+        if value is None or (isinstance(value, str) and value.strip() in ("", "null")):
+            return None
+        text = value.strip() if isinstance(value, str) else ""
+        if ":alias/" in text:
+            self.bad(
+                "existingSecretKmsKeyArn",
+                value,
+                "is an alias: give the key's ARN (aws kms describe-key --key-id <alias> --query KeyMetadata.Arn)",
+            )
+            return None
+        if not _KMS_KEY.match(text):
+            self.bad(
+                "existingSecretKmsKeyArn", value, "must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)"
+            )
+            return None
+        if secret_name is None:
+            self.bad(
+                "existingSecretKmsKeyArn",
+                value,
+                "applies only with existingSecretName (the stack's own secret needs no key)",
+            )
+            return None
+        return text
+
     def result_semantics(self) -> tuple[tuple[str, str], ...]:
         value = self.raw("resultSemantics")
         if isinstance(value, str):
@@ -284,6 +352,8 @@ class _Reader:
         return tuple(out)
 
     def read(self) -> Config:
+        secret_name = self.secret_name()
+        lake_formation = self.boolean("lakeFormation")
         config = Config(
             gateway_url=self.gateway_url(),
             schedule=self.schedule(),
@@ -295,7 +365,7 @@ class _Reader:
             # 0 keeps raw originals forever.
             raw_retention_days=self.integer("rawRetentionDays", 0, 36500),
             athena_results_retention_days=self.integer("athenaResultsRetentionDays", 1, 36500),
-            existing_secret_name=self.secret_name(),
+            existing_secret_name=secret_name,
             retain_data=self.boolean("retainData"),
             # One alarm period: CloudWatch alarm periods go up to one day.
             freshness_hours=self.integer("freshnessHours", 1, 24),
@@ -309,6 +379,9 @@ class _Reader:
             upgrade_from_glue_tables=self.boolean("upgradeFromGlueTables"),
             raw_archive=self.boolean("rawArchive"),
             lake_retention_days=self.integer("lakeRetentionDays", 0, MAX_LAKE_RETENTION_DAYS),
+            lake_formation=lake_formation,
+            lake_formation_readers=self.lake_formation_readers(lake_formation),
+            existing_secret_kms_key_arn=self.secret_key(secret_name),
         )
         if self.problems:
             raise ConfigError(
@@ -329,9 +402,25 @@ def example_gateway_refusal(config: Config, get: Callable[[str], Any]) -> str | 
     )
 
 
+def unknown_keys(context: Mapping[str, Any]) -> list[str]:
+    """One line per context key that is no exportlake setting, naming the closest known one (a mistyped
+    ``-c gatewayURL=…`` must not deploy without it). CDK's own keys pass: ``aws:*``, feature flags (``@scope/…``),
+    lookup results (``provider:key=value…``), ``$``-markers and the keys the CDK CLI writes."""
+    known = {key.lower(): key for key in KNOWN_KEYS}
+    lines = []
+    for key in sorted(context):
+        if key in KNOWN_KEYS or key in CDK_WRITTEN_KEYS or key.startswith(("@", "$")) or ":" in key:
+            continue
+        close = get_close_matches(key.lower(), list(known), n=1, cutoff=0.6)
+        settings = "docs/deploy.md#configuration-cdkjson-context"
+        hint = f"did you mean {known[close[0]]}?" if close else f"not an exportlake setting (see {settings})"
+        lines.append(f"unknown setting {key} (cdk.json context or -c {key}=…): {hint}")
+    return lines
+
+
 def stack_name(get: Callable[[str], Any], default: str) -> str:
     """The stack name from the ``stackName`` context (staging and prod side by side); ``ConfigError`` if invalid."""
-    value = get("stackName")
+    value = get(STACK_NAME_KEY)
     name = default if value is None or str(value).strip() == "" else str(value).strip()
     if not _STACK_NAME.match(name):
         raise ConfigError(f"stackName={value!r}: letters, digits and hyphens, starting with a letter (max 128)")

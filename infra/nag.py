@@ -45,8 +45,16 @@ def add_nag(app: cdk.App, stack: ExportLakeStack) -> None:
         "names; limited to the tables of the lake's own Glue database, and called only with retainData=false.",
     )
 
-    copier_role = functions.node.find_child("CopierRole")
     bucket_arn = stack.resolve(stack.lake.bucket.bucket_arn)["Fn::GetAtt"][0]
+    for prefix in sorted({p for g in permissions.GRANTS[permissions.TABLES] for p in g.prefixes}):
+        acknowledge(
+            functions.node.find_child("TablesRole"),
+            f"IAM5[Resource::<{bucket_arn}.Arn>/{prefix}/*]",
+            f"The upgrade backfill of latest-result pointers reads manifests and reads/writes pointers whose keys are "
+            f"made per export; the grant covers {prefix}/ of the lake bucket only, with explicit object actions.",
+        )
+
+    copier_role = functions.node.find_child("CopierRole")
     acknowledge(
         copier_role,
         "IAM5[Resource::arn:<AWS::Partition>:glue:<AWS::Region>:<AWS::AccountId>:table/"

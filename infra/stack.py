@@ -10,14 +10,16 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from exportlake import iam as permissions
+from exportlake.domain.schemas import TABLES_PREFIX
 from infra import bundling
 from infra.config import Config
 from infra.constructs.alerts import Alerts
 from infra.constructs.catalog import Catalog, glue_database_name
 from infra.constructs.functions import Functions
+from infra.constructs.governance import Governance
 from infra.constructs.lake import Lake
 from infra.constructs.ledger import Ledger
 from infra.constructs.privacy import Eraser, PrivacySalt
@@ -88,6 +90,8 @@ class ExportLakeStack(cdk.Stack):
         ):
             self._grant(name, fn)
         self.alerts.watch_queue("EraseDlqAlarm", self.eraser.dlq, "erase jobs failed every retry (see the erase DLQ)")
+        self.governance = self._lake_formation(config) if config.lake_formation else None
+        self._order_after_grants()
         self.alerts.watch(
             planner=self.functions.planner,
             copier=self.functions.copier,
@@ -107,7 +111,11 @@ class ExportLakeStack(cdk.Stack):
             "DashboardName": (self.alerts.dashboard.dashboard_name, "CloudWatch dashboard"),
             "PlannerFunction": (self.functions.planner.function_name, "Invoke it to sync now instead of waiting"),
             "EraserFunction": (self.eraser.function.function_name, "exportlake erase --deployed invokes it"),
+            # What `exportlake doctor --stack` compares with the account (docs/deploy.md's checklist).
+            "LakeFormation": ("on" if config.lake_formation else "off", "Lake Formation grants (lakeFormation)"),
         }
+        if config.existing_secret_kms_key_arn:
+            outputs["SecretKeyArn"] = (config.existing_secret_kms_key_arn, "The KMS key the functions may decrypt with")
         for name, (value, description) in outputs.items():
             cdk.CfnOutput(self, name, value=value, description=description)
 
@@ -141,6 +149,8 @@ class ExportLakeStack(cdk.Stack):
             permissions.LOG_GROUP: [self.functions.log_groups[function].log_group_arn],
             permissions.PRIVACY_SALT: [self.salt.secret.secret_arn],
             permissions.ERASE_QUEUE: [self.eraser.queue.queue_arn],
+            # No key configured: no statement (the stack's own secret uses Secrets Manager's AWS managed key).
+            permissions.SECRET_KEY: [k for k in (self.config.existing_secret_kms_key_arn,) if k],
             permissions.ANY: ["*"],
         }
         return arns[grant.resource]
@@ -150,10 +160,67 @@ class ExportLakeStack(cdk.Stack):
         for grant in grants:
             if grant == permissions.TRACING:
                 continue  # CDK adds it for Tracing.ACTIVE
+            resources = self.resources_of(function, grant)
+            if not resources:
+                continue
             fn.add_to_role_policy(
                 iam.PolicyStatement(
                     sid=grant.sid,
                     actions=list(grant.actions),
-                    resources=self.resources_of(function, grant),
+                    resources=resources,
+                    conditions=self._via(grant),
                 )
             )
+
+    def _via(self, grant: permissions.Grant) -> dict[str, Any] | None:
+        """A KMS key used only through ``grant.via`` (``kms:ViaService``), for this stack's secret only."""
+        if not grant.via:
+            return None
+        conditions: dict[str, Any] = {"StringEquals": {"kms:ViaService": f"{grant.via}.{self.region}.amazonaws.com"}}
+        if grant.via == "secretsmanager":
+            # Secrets Manager encrypts each version with the secret's ARN in the encryption context.
+            conditions["StringLike"] = {"kms:EncryptionContext:SecretARN": self.secret.policy_arn}
+        return conditions
+
+    def _lake_formation(self, config: Config) -> Governance:
+        """Lake Formation grants; the database gets the lake's location, so tables created under it need no data
+        location permission where the account registers the bucket with Lake Formation."""
+        self.catalog.database.add_property_override(
+            "DatabaseInput.LocationUri", f"s3://{self.lake.bucket.bucket_name}/{TABLES_PREFIX}/"
+        )
+        functions = {
+            permissions.PLANNER: self.functions.planner,
+            permissions.COPIER: self.functions.copier,
+            permissions.TABLES: self.functions.tables,
+        }
+        governance = Governance(
+            self,
+            "LakeFormationGrants",
+            database=self.catalog.database,
+            database_name=self.catalog.database_name,
+            roles={name: fn.role for name, fn in functions.items() if fn.role is not None},
+            readers=config.lake_formation_readers,
+        )
+        # The copier may run as soon as its queue mapping exists: not before its grants.
+        for grant in governance.grants[permissions.COPIER]:
+            self.functions.copy_jobs_source.node.add_dependency(grant)
+        return governance
+
+    def _order_after_grants(self) -> None:
+        """CloudFormation's order where the template's references do not give it (IAM is eventually consistent, so
+        the tables function also retries a refusal for a while: see exportlake.handlers.tables)."""
+        tables_policy = self._default_policy(self.functions.tables)
+        for table in self.catalog.tables.values():
+            table.node.add_dependency(tables_policy)
+            if self.governance is not None:
+                for grant in self.governance.grants[permissions.TABLES]:
+                    table.node.add_dependency(grant)
+        # Lambda checks the on-failure destination against the planner's role when the invoke config is created.
+        self.schedule.async_config.node.add_dependency(self._default_policy(self.functions.planner))
+
+    @staticmethod
+    def _default_policy(fn: lambda_.Function) -> IConstruct:
+        policy = fn.role.node.try_find_child("DefaultPolicy") if fn.role is not None else None
+        if policy is None:
+            raise RuntimeError(f"{fn.node.path} has no role policy to order after")
+        return policy

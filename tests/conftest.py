@@ -36,8 +36,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture
 def aws() -> Iterator[None]:
-    """In-process moto for every AWS service."""
+    """In-process moto for every AWS service (with Glue partition indexes, which moto lacks: the emulator's)."""
     from moto import mock_aws
 
+    from exportlake.emulator import motoglue
+
+    motoglue.install()
     with mock_aws():
         yield

@@ -6,6 +6,7 @@ The ledger and lake-store fakes are held to the real adapters by the contract te
 
 from __future__ import annotations
 
+import hashlib
 import io
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -319,6 +320,10 @@ class MemorySink:
         self._store._end_upload(self.key)
 
 
+def _etag(body: bytes) -> str:
+    return '"' + hashlib.md5(body, usedforsecurity=False).hexdigest() + '"'
+
+
 class MemoryStore:
     """``LakeStore`` in a dict: whole objects appear only at close; open uploads are counted per key."""
 
@@ -340,6 +345,19 @@ class MemoryStore:
     def put(self, key: str, body: bytes, content_type: str) -> None:
         self.log.append(("put", key))
         self.objects[key] = bytes(body)
+
+    def get_versioned(self, key: str) -> tuple[bytes, str] | None:
+        self.log.append(("get_versioned", key))
+        body = self.objects.get(key)
+        return None if body is None else (body, _etag(body))
+
+    def put_if(self, key: str, body: bytes, content_type: str, *, etag: str | None) -> str | None:
+        current = self.objects.get(key)
+        if (current is None) != (etag is None) or (current is not None and _etag(current) != etag):
+            return None
+        self.log.append(("put_if", key))
+        self.objects[key] = bytes(body)
+        return _etag(body)
 
     def list_keys(self, prefix: str) -> list[str]:
         return sorted(k for k in self.objects if k.startswith(prefix))

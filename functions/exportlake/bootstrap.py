@@ -111,20 +111,6 @@ def catalog() -> GlueCatalog:
     return GlueCatalog(client("glue"), s.glue_database, s.bucket)
 
 
-#: Deploy time: every Glue call bounded (a stack waits on it), few retries; the handler's watchdog bounds the rest.
-_DEPLOY_TIME_CONFIG = Config(connect_timeout=5, read_timeout=15, retries={"mode": "standard", "max_attempts": 3})
-
-
-@functools.cache
-def _deploy_time_glue() -> Any:
-    return session().client("glue", config=_DEPLOY_TIME_CONFIG)  # type: ignore[call-overload]
-
-
-def table_catalog(database: str, bucket: str) -> GlueCatalog:
-    """The catalog of ``database`` as the deploy-time table resource uses it (tables located in ``bucket``)."""
-    return GlueCatalog(_deploy_time_glue(), database, bucket)
-
-
 @functools.cache
 def notifier() -> SnsNotifier:
     """The SNS notifier."""
@@ -320,7 +306,6 @@ def reset() -> None:
         notifier,
         lake_store,
         job_queue,
-        _deploy_time_glue,
         privacy_store,
         privacy_salt,
         erase_service,

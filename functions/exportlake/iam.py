@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from exportlake.domain.erasure import INDEX_PREFIX
-from exportlake.domain.schemas import MANIFESTS_PREFIX, RAW_PREFIX, TABLES_PREFIX
+from exportlake.domain.schemas import LATEST_PREFIX, MANIFESTS_PREFIX, RAW_PREFIX, TABLES_PREFIX
 
 PLANNER = "planner"
 COPIER = "copier"
@@ -35,6 +35,7 @@ DECLARED_TABLES = "declared_tables"  # the catalog, the lake's database and the 
 LOG_GROUP = "log_group"  # the function's own log group
 PRIVACY_SALT = "privacy_salt"  # the secret holding the salt of person keys
 ERASE_QUEUE = "erase_queue"  # SQS erase-jobs
+SECRET_KEY = "secret_key"  # noqa: S105 - the existing secret's customer-managed KMS key (none: no statement)
 ANY = "*"  # actions that support no resource-level permissions
 
 
@@ -46,9 +47,14 @@ class Grant:
     resource: str
     actions: tuple[str, ...]
     prefixes: tuple[str, ...] = ()
+    #: Only through this AWS service (``kms:ViaService``), e.g. ``secretsmanager`` for a secret's key.
+    via: str = ""
 
 
 _SECRET = Grant("GatewaySecret", SECRET, ("secretsmanager:GetSecretValue",))
+# An existing secret encrypted with a customer-managed key: Secrets Manager decrypts it with the caller's identity,
+# so the caller needs kms:Decrypt on that key, through Secrets Manager only (existingSecretKmsKeyArn).
+_SECRET_KEY = Grant("GatewaySecretKey", SECRET_KEY, ("kms:Decrypt",), via="secretsmanager")
 # Publishing to a KMS-encrypted topic: SNS makes a data key and decrypts it under the publisher's identity.
 _NOTIFY = (
     Grant("Notify", TOPIC, ("sns:Publish",)),
@@ -70,6 +76,7 @@ _REWRITE = (
 GRANTS: dict[str, tuple[Grant, ...]] = {
     PLANNER: (
         _SECRET,
+        _SECRET_KEY,
         Grant(
             "Ledger",
             LEDGER,
@@ -83,6 +90,7 @@ GRANTS: dict[str, tuple[Grant, ...]] = {
     COPIER: (
         _SECRET,
         _SALT,
+        _SECRET_KEY,
         # PutItem: a job whose result expired while it waited is recorded as expired (never copied).
         # Query: the suppression list (privacy items in the same table); UpdateItem also counts suppressed rows.
         Grant("Ledger", LEDGER, ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem")),
@@ -91,9 +99,12 @@ GRANTS: dict[str, tuple[Grant, ...]] = {
         # ListBucket also makes a missing manifest answer NoSuchKey (404) instead of AccessDenied (403).
         # ListBucketVersions: a result rewritten without suppressed persons loses every older version.
         Grant("LakeBucket", BUCKET, ("s3:ListBucket", "s3:ListBucketMultipartUploads", "s3:ListBucketVersions")),
-        # Parts, raw originals, id indexes and manifests (multipart uploads included: Create/UploadPart/Complete).
-        Grant("LakeWrite", OBJECTS, ("s3:PutObject",), _RESULT_PREFIXES),
+        # Parts, raw originals, id indexes and manifests (multipart uploads included: Create/UploadPart/Complete),
+        # and the latest-result pointers (conditional PutObject: If-Match / If-None-Match).
+        Grant("LakeWrite", OBJECTS, ("s3:PutObject",), (*_RESULT_PREFIXES, LATEST_PREFIX)),
         Grant("LakeAbortUploads", OBJECTS, ("s3:AbortMultipartUpload",), (TABLES_PREFIX, RAW_PREFIX)),
+        Grant("PointersRead", OBJECTS, ("s3:GetObject",), (LATEST_PREFIX,)),
+        # Reads of a result's objects, its stale parts and failed attempts deleted, and (suppression) every version.
         *_REWRITE,
         Grant(
             "GlueCatalogOfTheLake",
@@ -103,6 +114,7 @@ GRANTS: dict[str, tuple[Grant, ...]] = {
     ),
     ERASER: (
         _SALT,
+        _SECRET_KEY,  # kms:Decrypt for a secret read (the salt's key is AWS managed: no statement unless configured)
         # Holds, requests, the suppression list (its own items) and the ledger's entries (a result's state).
         Grant(
             "Ledger",
@@ -120,7 +132,25 @@ GRANTS: dict[str, tuple[Grant, ...]] = {
     ),
     TABLES: (
         # Create a declared table or merge its declaration into it: the declared tables only, by name.
-        Grant("DeclaredTables", DECLARED_TABLES, ("glue:CreateTable", "glue:GetTable", "glue:UpdateTable")),
+        # ... each with its created_date partition index (added to a table that lacks it).
+        Grant(
+            "DeclaredTables",
+            DECLARED_TABLES,
+            (
+                "glue:CreatePartitionIndex",
+                "glue:CreateTable",
+                "glue:GetPartitionIndexes",
+                "glue:GetTable",
+                "glue:UpdateTable",
+            ),
+        ),
+        # The upgrade backfill of latest-result pointers (domain.latest): each declared table's partition values,
+        # the manifests of each export's newest day, the pointer objects (conditional PutObject). ListBucket makes
+        # a missing manifest or pointer answer 404 instead of 403.
+        Grant("DeclaredTablesPartitions", DECLARED_TABLES, ("glue:GetPartitions",)),
+        Grant("LakeBucketList", BUCKET, ("s3:ListBucket",)),
+        Grant("PointersRead", OBJECTS, ("s3:GetObject",), (LATEST_PREFIX, MANIFESTS_PREFIX)),
+        Grant("PointersWrite", OBJECTS, ("s3:PutObject",), (LATEST_PREFIX,)),
         # A table leaving the stack (its export type removed or renamed) is deleted in the cleanup after the update,
         # when this role already holds the new list of names: so any table of the lake's database. Called only
         # with retainData=false (removal policy destroy).
@@ -206,9 +236,19 @@ USES: dict[str, dict[str, tuple[str, ...]]] = {
             "delete",
             "open_object",
             "abort_uploads",
+            "get_versioned",
+            "put_if",
         ),
     },
-    TABLES: {"exportlake.adapters.catalog.GlueCatalog": ("ensure_table", "drop_table")},
+    TABLES: {
+        "exportlake.adapters.catalog.GlueCatalog": (
+            "ensure_table",
+            "ensure_partition_index",
+            "drop_table",
+            "partition_values",
+        ),
+        "exportlake.adapters.lakestore.S3LakeStore": ("get", "get_versioned", "put_if"),
+    },
     ERASER: {
         "exportlake.adapters.privacy.SaltSecret": ALL_METHODS,
         "exportlake.adapters.ledger.DynamoLedger": ("get", "entries"),
@@ -257,8 +297,14 @@ CLI_ONLY: dict[str, tuple[str, ...]] = {
     "exportlake.adapters.privacy.DynamoPrivacy": ("lift", "requests", "suppressed_rows", "retired"),
     "exportlake.adapters.ledger.DynamoLedger": ("all_entries",),
     "exportlake.adapters.lakestore.S3LakeStore": ("open_uploads", "abort_upload"),
-    "exportlake.adapters.catalog.GlueCatalog": ("ensure_database", "tables", "partitions", "partition_exists"),
-    "exportlake.adapters.lakequery.LakeQuery": ALL_METHODS,
+    "exportlake.adapters.catalog.GlueCatalog": (
+        "ensure_database",
+        "ensure_latest_table",
+        "tables",
+        "partitions",
+        "partition_exists",
+    ),
+    "exportlake.query.lake.LakeQuery": ALL_METHODS,
 }
 
 #: IAM actions of API operations whose action is not ``<service>:<Operation>``.
@@ -282,9 +328,54 @@ _ACTION_OF_OPERATION: dict[tuple[str, str], str] = {
 #: Actions an action needs besides itself on this stack's resources.
 IMPLIED: dict[str, tuple[str, ...]] = {
     "sns:Publish": ("kms:Decrypt", "kms:GenerateDataKey"),
+    # Reading a key that may be missing (a manifest, a pointer): without ListBucket S3 answers 403, not 404.
+    "s3:GetObject": ("s3:ListBucket",),
+    "secretsmanager:GetSecretValue": ("kms:Decrypt",),  # a secret under a customer-managed key
     # Versions are listed to be deleted by version id (DeleteObjects with VersionId: s3:DeleteObjectVersion).
     "s3:ListBucketVersions": ("s3:DeleteObjectVersion",),
 }
+
+# Lake Formation (``lakeFormation`` in cdk.json): in an account whose Data Catalog is governed by Lake Formation, each
+# Glue call also needs a Lake Formation permission on the database or on its tables (docs/deploy.md#2-lake-formation;
+# AWS's Lake Formation permissions reference). Derived from ``GRANTS`` so that a role holds exactly what its calls
+# need: ALTER is the permission to change a table's metadata, INSERT/DELETE to add/remove data at its location (a
+# partition is both), DESCRIBE to read its definition, DROP to delete it, CREATE_TABLE (on the database) to create one.
+LF_DATABASE = "database"
+LF_TABLES = "tables"  # every table and view of the database (TableWildcard: current and future ones)
+LF_OF_ACTION: dict[str, tuple[tuple[str, str], ...]] = {
+    "glue:GetDatabase": ((LF_DATABASE, "DESCRIBE"),),
+    "glue:CreateTable": ((LF_DATABASE, "CREATE_TABLE"),),
+    "glue:GetTable": ((LF_TABLES, "DESCRIBE"),),
+    "glue:GetTables": ((LF_TABLES, "DESCRIBE"),),
+    "glue:UpdateTable": ((LF_TABLES, "ALTER"),),
+    "glue:DeleteTable": ((LF_TABLES, "DROP"),),
+    "glue:CreatePartitionIndex": ((LF_TABLES, "ALTER"),),
+    "glue:GetPartitionIndexes": ((LF_TABLES, "DESCRIBE"),),
+    "glue:GetPartition": ((LF_TABLES, "DESCRIBE"),),
+    "glue:GetPartitions": ((LF_TABLES, "DESCRIBE"),),
+    "glue:BatchGetPartition": ((LF_TABLES, "DESCRIBE"),),
+    "glue:CreatePartition": ((LF_TABLES, "ALTER"), (LF_TABLES, "INSERT")),
+    "glue:BatchCreatePartition": ((LF_TABLES, "ALTER"), (LF_TABLES, "INSERT")),
+    "glue:UpdatePartition": ((LF_TABLES, "ALTER"),),
+    "glue:BatchUpdatePartition": ((LF_TABLES, "ALTER"),),
+    "glue:DeletePartition": ((LF_TABLES, "ALTER"), (LF_TABLES, "DELETE")),
+    "glue:BatchDeletePartition": ((LF_TABLES, "ALTER"), (LF_TABLES, "DELETE")),
+}
+#: What ``lakeFormationReaders`` get: see the database, describe and query its tables and views.
+LF_READERS: dict[str, tuple[str, ...]] = {LF_DATABASE: ("DESCRIBE",), LF_TABLES: ("DESCRIBE", "SELECT")}
+
+
+def lf_permissions(function: str) -> dict[str, tuple[str, ...]]:
+    """The Lake Formation permissions ``function``'s Glue calls need: {LF_DATABASE/LF_TABLES: permissions}."""
+    out: dict[str, set[str]] = {}
+    for action in sorted(code_actions(function)):
+        if not action.startswith("glue:"):
+            continue
+        if action not in LF_OF_ACTION:
+            raise KeyError(f"{action}: add the Lake Formation permission it needs to exportlake.iam.LF_OF_ACTION")
+        for where, permission in LF_OF_ACTION[action]:
+            out.setdefault(where, set()).add(permission)
+    return {where: tuple(sorted(perms)) for where, perms in sorted(out.items())}
 
 
 def iam_action(service: str, operation: str) -> str:

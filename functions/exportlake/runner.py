@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 import time
 import uuid
@@ -18,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from exportlake import bootstrap
+from exportlake.domain import wording
 from exportlake.domain.errors import ExportlakeError
 from exportlake.domain.lease import holder_is_dead
 from exportlake.domain.limits import MAX_RECEIVES
@@ -335,7 +337,7 @@ def sync(
         else:
             report.planned = run_selected_planner(retry_failed, only_exports, since, dry_run)
     except Exception as exc:  # the planner plans every export it can before it raises; copy those anyway
-        report.planner_error = str(exc)
+        report.planner_error = wording.run_failure(exc, os.environ.get("EXPORTLAKE_GATEWAY_URL", "").strip())
     if dry_run:
         return report
     if on_planned is not None:

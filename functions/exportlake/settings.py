@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from exportlake.domain.errors import ConfigError
 from exportlake.domain.limits import GATEWAY_MAX_REQUESTS_PER_SECOND
 
-#: Every variable of the contract, in the order the README documents them.
+#: Every variable of the contract, in the order docs/operate.md documents them.
 ENV_VARS: tuple[str, ...] = (
     "EXPORTLAKE_GATEWAY_URL",
     "EXPORTLAKE_SECRET_ID",

@@ -30,6 +30,7 @@ from exportlake.domain.schemas import (
     TABLE_TYPE,
     TABLES_PREFIX,
     ResultSemantics,
+    latest_table_input,
 )
 from exportlake.domain.tableresource import RESOURCE_TYPE, RemovalPolicy, TableDeclaration
 from infra.config import Config
@@ -116,6 +117,35 @@ class Catalog(Construct):
             table.node.add_dependency(self.database)  # `DatabaseName` is a plain name, not a Ref
             self.tables[name] = table
 
+        # The newest result of each export (exportlake.domain.latest): the copier writes one small object per table and
+        # export; the <type>_latest views and two saved queries join it. Its columns are ours alone (nothing adds one),
+        # so a plain AWS::Glue::Table owned by CloudFormation hides nothing.
+        pointers = latest_table_input(bucket.bucket_name)
+        storage = pointers["StorageDescriptor"]
+        self.latest_table = glue.CfnTable(
+            self,
+            "LatestResults",
+            catalog_id=stack.account,
+            database_name=self.database.ref,
+            table_input=glue.CfnTable.TableInputProperty(
+                name=pointers["Name"],
+                description=pointers["Description"],
+                table_type=pointers["TableType"],
+                parameters=dict(pointers["Parameters"]),
+                partition_keys=[],
+                storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
+                    columns=[glue.CfnTable.ColumnProperty(name=c["Name"], type=c["Type"]) for c in storage["Columns"]],
+                    location=storage["Location"],
+                    input_format=storage["InputFormat"],
+                    output_format=storage["OutputFormat"],
+                    serde_info=glue.CfnTable.SerdeInfoProperty(
+                        serialization_library=storage["SerdeInfo"]["SerializationLibrary"],
+                        parameters=dict(storage["SerdeInfo"]["Parameters"]),
+                    ),
+                ),
+            ),
+        )
+
         # Glue views in the format Athena's CREATE VIEW writes (see docs/analytics.md for why not a custom
         # resource): declared, diffed and deleted by CloudFormation, no deploy-time query. Their columns are the
         # registry's only, so CloudFormation owning them hides nothing.
@@ -144,6 +174,8 @@ class Catalog(Construct):
             )
             # A view reads its table: created after it, deleted before it (the dependency is not in the properties).
             glue_view.node.add_dependency(self.tables[source])
+            if view.name.endswith("_latest"):
+                glue_view.node.add_dependency(self.latest_table)
             self.views[view.name] = glue_view
 
         self.workgroup = athena.CfnWorkGroup(

@@ -81,11 +81,8 @@ class Functions(Construct):
             description="exportlake raw Glue tables (CloudFormation custom resource): create, merge columns, delete",
             timeout=TABLES_TIMEOUT,
             memory_mb=TABLES_MEMORY_MB,
-            environment={
-                "POWERTOOLS_SERVICE_NAME": SERVICE,
-                "POWERTOOLS_LOG_LEVEL": "INFO",
-                "POWERTOOLS_TRACE_DISABLED": "true",
-            },
+            # No settings and no Powertools: it loads only the standard library and boto3 (handlers/tables.py).
+            environment={},
             tracing=False,
             # CloudFormation invokes it asynchronously: no second run of a request already answered (or to be
             # answered by the resource's service timeout).

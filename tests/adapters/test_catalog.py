@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 
 from exportlake.adapters.catalog import PARQUET_SERDE, GlueCatalog
 from exportlake.domain.errors import ValidationError
-from exportlake.domain.schemas import EXPORT_TYPES, PARTITION_KEYS
+from exportlake.domain.schemas import EXPORT_TYPES, LATEST_TABLE, PARTITION_KEYS
 from exportlake.emulator.provision import provision
 from tests.helpers import local_settings
 
@@ -23,18 +23,28 @@ def catalog(aws: None) -> GlueCatalog:
 
 
 def test_provision_creates_the_ten_tables_from_the_registry(catalog: GlueCatalog) -> None:
-    assert sorted(catalog.tables()) == sorted(EXPORT_TYPES)
+    assert sorted(catalog.tables()) == sorted([*EXPORT_TYPES, LATEST_TABLE])
     table = boto3.client("glue").get_table(DatabaseName=catalog.database, Name="win_info")["Table"]
     assert [c["Name"] for c in table["StorageDescriptor"]["Columns"]] == list(EXPORT_TYPES["win_info"].columns)
     assert {c["Type"] for c in table["StorageDescriptor"]["Columns"]} == {"string"}
     assert [k["Name"] for k in table["PartitionKeys"]] == list(PARTITION_KEYS)
     assert table["StorageDescriptor"]["Location"] == "s3://exportlake-local/lake/win_info/"
     assert table["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"] == PARQUET_SERDE
+    assert table["Parameters"]["partition_filtering.enabled"] == "true"
+    indexes = boto3.client("glue").get_partition_indexes(DatabaseName=catalog.database, TableName="win_info")
+    assert [(i["IndexName"], [k["Name"] for k in i["Keys"]]) for i in indexes["PartitionIndexDescriptorList"]] == [
+        ("by_created_date", ["created_date"])
+    ]
+    pointers = boto3.client("glue").get_table(DatabaseName=catalog.database, Name=LATEST_TABLE)["Table"]
+    assert pointers["PartitionKeys"] == []
+    assert pointers["StorageDescriptor"]["Location"] == "s3://exportlake-local/latest/"
 
 
 def test_provision_is_idempotent(catalog: GlueCatalog) -> None:
     provision(local_settings(), boto3.client)
-    assert len(catalog.tables()) == 10
+    assert len(catalog.tables()) == 11  # the ten raw tables and latest_results
+    indexes = boto3.client("glue").get_partition_indexes(DatabaseName=catalog.database, TableName="win_info")
+    assert len(indexes["PartitionIndexDescriptorList"]) == 1
 
 
 def test_partition_registration_already_exists_is_success(catalog: GlueCatalog) -> None:

@@ -133,14 +133,18 @@ class _SlowS3:
     """Just enough of S3 for the sink, with uploads slower than the writer: the sink's memory bound is reached."""
 
     def __init__(self):
-        self.sizes: list[int] = []
+        self.parts: dict[int, int] = {}  # part number -> size: uploads in flight finish in any order
+
+    @property
+    def sizes(self) -> list[int]:
+        return [self.parts[n] for n in sorted(self.parts)]
 
     def create_multipart_upload(self, **kw):
         return {"UploadId": "u1"}
 
     def upload_part(self, **kw):
         time.sleep(0.02)
-        self.sizes.append(len(kw["Body"]))
+        self.parts[kw["PartNumber"]] = len(kw["Body"])
         return {"ETag": f'"{kw["PartNumber"]}"'}
 
     def complete_multipart_upload(self, **kw):

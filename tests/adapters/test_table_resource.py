@@ -15,11 +15,12 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
-from exportlake import bootstrap
+from exportlake.adapters import cfnresponse
 from exportlake.adapters.catalog import GlueCatalog, declared_fingerprint, table_input
-from exportlake.adapters.cfnresponse import Reply
-from exportlake.domain.errors import ValidationError
+from exportlake.adapters.cfnresponse import Reply, ResponseUrlError
+from exportlake.domain import tableresource
 from exportlake.domain.schemas import EXPORT_TYPES, PARTITION_KEYS
 from exportlake.domain.tablemerge import TableSync
 from exportlake.domain.tableresource import RemovalPolicy, TableDeclaration
@@ -66,7 +67,7 @@ def cfn() -> Iterator[CloudFormation]:
 
 
 #: The handler's own composition (a bounded deploy-time Glue client), before any test swaps it.
-COMPOSED_TABLE_CATALOG = bootstrap.table_catalog
+COMPOSED_TABLE_CATALOG = tables.table_catalog
 
 
 @pytest.fixture
@@ -74,17 +75,17 @@ def glue(aws: None, monkeypatch: pytest.MonkeyPatch) -> Any:
     client = boto3.client("glue")
     client.create_database(DatabaseInput={"Name": DATABASE})
     # A second client per test costs ~0.3 s: the handler shares this one (``composed`` tests the real wiring).
-    monkeypatch.setattr(bootstrap, "table_catalog", lambda database, bucket: GlueCatalog(client, database, bucket))
+    monkeypatch.setattr(tables, "table_catalog", lambda database, bucket: GlueCatalog(client, database, bucket))
     return client
 
 
 @pytest.fixture
 def composed(glue: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The handler builds its catalog as deployed: ``bootstrap.table_catalog`` (made inside moto)."""
-    monkeypatch.setattr(bootstrap, "table_catalog", COMPOSED_TABLE_CATALOG)
-    bootstrap.reset()
+    """The handler builds its catalog as deployed: ``tables.table_catalog`` (its client made inside moto)."""
+    monkeypatch.setattr(tables, "table_catalog", COMPOSED_TABLE_CATALOG)
+    tables._glue.cache_clear()
     yield
-    bootstrap.reset()
+    tables._glue.cache_clear()
 
 
 @dataclass
@@ -242,7 +243,7 @@ def test_a_conflict_fails_with_its_reason_and_the_rollback_delete_touches_nothin
     glue.create_table(DatabaseName=DATABASE, TableInput=odd)
     failed = send(cfn, "Create", props(removal=RemovalPolicy.DESTROY))
     assert failed["Status"] == "FAILED"
-    assert "DefinitionConflict: table win_info is partitioned by ['day']" in failed["Reason"]
+    assert failed["Reason"].startswith("table win_info is partitioned by ['day']")
     assert "log stream 2026/01/01/[$LATEST]abc" in failed["Reason"]
     assert failed["PhysicalResourceId"].startswith("create-failed:")
     rollback = send(cfn, "Delete", props(removal=RemovalPolicy.DESTROY), physical=failed["PhysicalResourceId"])
@@ -255,7 +256,7 @@ def test_bad_properties_fail_clearly(glue: Any, cfn: CloudFormation) -> None:
     bad = {**props(), "Columns": ["userid", "Drop Table"]}
     failed = send(cfn, "Create", bad)
     assert failed["Status"] == "FAILED"
-    assert "ValidationError: property Columns holds invalid column names: ['Drop Table']" in failed["Reason"]
+    assert failed["Reason"].startswith("property Columns holds invalid column names: ['Drop Table']")
     assert GlueCatalog(glue, DATABASE, BUCKET).tables() == []
 
 
@@ -270,7 +271,7 @@ def test_glue_hanging_gets_a_failed_answer_before_the_lambda_times_out(
         def drop_table(self, table: str) -> bool:
             raise AssertionError
 
-    monkeypatch.setattr(bootstrap, "table_catalog", lambda database, bucket: Hanging())
+    monkeypatch.setattr(tables, "table_catalog", lambda database, bucket: Hanging())
     context = Context(remaining_ms=int((tables.WATCHDOG_MARGIN_SECONDS + 0.2) * 1000))
     failed = send(cfn, "Create", props(), context=context)
     assert failed["Status"] == "FAILED"
@@ -278,8 +279,56 @@ def test_glue_hanging_gets_a_failed_answer_before_the_lambda_times_out(
 
 
 def test_the_response_url_must_be_https_unless_loopback() -> None:
-    with pytest.raises(ValidationError, match="not https"):
+    with pytest.raises(ResponseUrlError, match="not https"):
         Reply("http://cloudformation-custom-resource-response.example.com/x")
-    with pytest.raises(ValidationError, match="no ResponseURL"):
+    with pytest.raises(ResponseUrlError, match="no ResponseURL"):
         Reply(None)
     Reply("https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/x")
+
+
+def test_a_refusal_is_retried_within_its_budget_then_named_with_the_fix(
+    glue: Any, cfn: CloudFormation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A grant made in the same deploy applies seconds later: AccessDenied is retried (bounded), then explained."""
+    real = tables.table_catalog
+    refusals = {"left": 2}
+    clock = {"now": 0.0}
+
+    def refusing(database: str, bucket: str) -> Any:
+        if refusals["left"]:
+            refusals["left"] -= 1
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}}, "CreateTable")
+        return real(database, bucket)
+
+    monkeypatch.setattr(tables, "table_catalog", refusing)
+    monkeypatch.setattr(tables, "_sleep", lambda s: clock.__setitem__("now", clock["now"] + s))
+    monkeypatch.setattr(tables, "_clock", lambda: clock["now"])
+    created = send(cfn, "Create", props())
+    assert created["Status"] == "SUCCESS", created["Reason"]
+    assert clock["now"] == 3.0  # paused 1 s, then 2 s
+
+    refusals["left"] = 10_000  # never granted
+    clock["now"] = 0.0
+    failed = send(cfn, "Create", props(table="coupon_info"))
+    assert failed["Status"] == "FAILED"
+    assert clock["now"] <= tables.ACCESS_RETRY_SECONDS
+    assert failed["Reason"].startswith("Glue refused CreateTable (AccessDeniedException): not authorized; still ")
+    assert "lakeFormation=true" in failed["Reason"] and "docs/deploy.md#2-lake-formation" in failed["Reason"]
+
+
+def test_other_failures_are_not_retried(glue: Any, cfn: CloudFormation, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+
+    def throttled(database: str, bucket: str) -> Any:
+        calls.append(database)
+        raise ClientError({"Error": {"Code": "InternalServiceException", "Message": "try later"}}, "GetTable")
+
+    monkeypatch.setattr(tables, "table_catalog", throttled)
+    failed = send(cfn, "Create", props())
+    assert calls == ["exportlake"]
+    assert failed["Reason"].startswith("Glue refused GetTable (InternalServiceException): try later (log stream")
+
+
+def test_the_failed_create_marker_is_the_domains() -> None:
+    assert cfnresponse.FAILED_CREATE == tableresource.FAILED_CREATE
+    assert cfnresponse.MAX_REASON == tableresource.MAX_REASON

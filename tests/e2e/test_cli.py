@@ -38,7 +38,7 @@ def test_provision_creates_resources_named_by_the_settings(stack: Stack) -> None
     topics = [t["TopicArn"] for t in stack.client("sns").list_topics()["Topics"]]  # type: ignore[attr-defined]
     assert stack.env["EXPORTLAKE_TOPIC_ARN"] in topics
     tables = stack.client("glue").get_tables(DatabaseName="exportlake")["TableList"]  # type: ignore[attr-defined]
-    assert len(tables) == 10
+    assert len(tables) == 11  # the ten raw tables and latest_results
 
 
 # --- make demo --------------------------------------------------------------------------------------------------
@@ -128,10 +128,10 @@ def expected_demo(seed: int = 0) -> dict[str, Any]:
         if not results:
             continue
 
-        def partition(r: dict[str, str]) -> str:  # the latest view's order: created_date, then result_id
-            return datetime.fromisoformat(r["created_at"]).astimezone(UTC).date().isoformat() + "/" + r["id"]
+        def order(r: dict[str, str]) -> tuple[datetime, str]:  # the latest view's: full created_at, then the id
+            return datetime.fromisoformat(r["created_at"]).astimezone(UTC), r["id"]
 
-        newest = max(results, key=partition)
+        newest = max(results, key=order)
         for result in results:
             key = sim.result_info(result["id"]).export.key
             typed = [typed_row(key, rec) for rec in sim.records(result["id"])]
@@ -143,7 +143,8 @@ def expected_demo(seed: int = 0) -> dict[str, Any]:
     def current(key: str) -> list[Row]:
         return latest[key] if EXPORT_TYPES[key].semantics is ResultSemantics.SNAPSHOT else every[key]
 
-    counts = {}
+    # One latest-result pointer per export with a result (each export lands in one table).
+    counts = {"latest_results": sum(1 for export in sim.exports() if sim.results(export["system_name"]))}
     for key, t in EXPORT_TYPES.items():
         counts[key] = counts[t.typed_view] = len(every[key])
         if t.semantics is ResultSemantics.SNAPSHOT:
@@ -214,7 +215,8 @@ def test_make_demo_runs_and_shows_the_answers(tmp_path: Path) -> None:
     argv = make_demo_command()
     assert Path(argv[0]).name == "exportlake" and argv[1:] == ["demo"], argv  # the console script (cli:main)
     assert "make demo" in (ROOT / "README.md").read_text(encoding="utf-8").split("## Try it", 1)[1][:400]
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+    # PYTHONPATH passes through: a worktree's run must exercise its own code, not the editable install's.
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR", "PYTHONPATH")}
     env["EXPORTLAKE_CACHE_DIR"] = str(tmp_path / "cache")
     # The catalogue's dates follow the clock: near midnight UTC the newest result of a day can change while the
     # demo runs, so its answers must match the catalogue as of just before or just after it.

@@ -3,7 +3,7 @@
 Each round starts the real CLI as a subprocess in its own process group against a moto server and the gateway
 simulator, kills the whole group with SIGKILL at a random point (planning, download, upload, registration,
 between ledger and publish: wherever it happens to be), and adds new results before the next round. Then one
-clean sync must copy everything and exit 0, and a second must change nothing. Every point of the README's
+clean sync must copy everything and exit 0, and a second must change nothing. Every point of docs/design.md's
 crash contract is asserted on the lake, the catalog, the ledger, the open uploads and the notifications.
 
 ``make test`` runs a few rounds; ``make soak`` runs many on larger results (``EXPORTLAKE_SOAK_ROUNDS``,

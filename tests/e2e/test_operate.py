@@ -117,7 +117,11 @@ def test_doctor_pinpoints_each_broken_link_in_turn(ops: Stack) -> None:
     assert [c["name"] for c in healthy] == [
         "settings",
         "aws",
+        "bootstrap",
+        "stack",
+        "lake formation",
         "secret",
+        "secret key",
         "token",
         "exports",
         "newest results",
@@ -125,6 +129,7 @@ def test_doctor_pinpoints_each_broken_link_in_turn(ops: Stack) -> None:
         "allowlist",
         "resources",
         "expiry",
+        "alarms",
     ]
     assert all(c["ok"] for c in healthy)
     assert "local endpoint" in healthy[1]["detail"]

@@ -1,11 +1,13 @@
-"""The README's commands, as written: the local walk-through runs in bash; the AWS-side ones are checked for shape.
+"""The commands of the README, CONTRIBUTING.md and docs/, as written: the README's walk-through runs in bash; the rest
+are checked for shape.
 
-Fenced ``bash`` blocks run here (on free ports instead of 5000/8080/8081, which other processes may hold);
-fenced ``sh`` blocks and the commands quoted in the prose need a real AWS account or are the Make front doors; each
-is checked against its own tool's grammar: ``exportlake`` lines parse with the CLI's parser (a synopsis: each option
-exists), ``make`` targets and variables exist, ``aws`` commands map to an operation and parameters of botocore's
-service model and pass botocore's parameter validation, ``cdk`` commands use options (and choices) of the pinned
-CDK CLI's own option registry, ``-c`` keys are documented and read by the app, filtered event types are published.
+The README's one fenced ``bash`` block runs here (on free ports instead of 5000/8080/8081, which other processes may
+hold); fenced ``sh`` blocks and the commands quoted in the prose of every document need a real AWS account or are the
+Make front doors; each is checked against its own tool's grammar: ``exportlake`` lines parse with the CLI's parser
+(a synopsis: each option exists), ``make`` targets and variables exist, ``aws`` commands map to an operation and
+parameters of botocore's service model and pass botocore's parameter validation, ``cdk`` commands use options (and
+choices) of the pinned CDK CLI's own option registry, ``-c`` keys are documented and read by the app, filtered event
+types are published. The README stays under 12 KB, and links between the documents lead to files.
 """
 
 from __future__ import annotations
@@ -28,11 +30,18 @@ from infra.config import ALLOW_EXAMPLE_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-FENCE = re.compile(r"^```(\w+)\n(.*?)^```", re.MULTILINE | re.DOTALL)
+#: Every document whose commands are checked (CHANGELOG.md is history: its commands are those of their time).
+DOCS = {
+    p.relative_to(ROOT).as_posix(): p.read_text(encoding="utf-8")
+    for p in [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))]
+}
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
+#: The README's size bound: it says what the project is, how to try and deploy it, and where to read more.
+README_MAX_BYTES = 12 * 1024
 
 
-def blocks(language: str) -> list[str]:
-    return [body for lang, body in FENCE.findall(README) if lang == language]
+def blocks(language: str, text: str = README) -> list[str]:
+    return [body for lang, body in FENCE.findall(text) if lang == language]
 
 
 def commands(block: str) -> list[str]:
@@ -51,7 +60,8 @@ def test_the_local_walk_through_runs_as_written() -> None:
     ports = {"5000": str(free_port()), "8080": str(free_port()), "8081": str(free_port())}
     for old, new in ports.items():
         script = script.replace(old, new)
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR", "TERM")}
+    # PYTHONPATH passes through so a worktree sharing another checkout's venv runs its own code.
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR", "TERM", "PYTHONPATH")}
     env["EXPORTLAKE_CACHE_DIR"] = str(ROOT / ".pytest_cache" / "readme-lake")
     done = subprocess.run(  # noqa: S603 - bash running the README's own block
         ["bash", "-c", "set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n" + script],  # noqa: S607
@@ -88,24 +98,53 @@ UNCHECKED: list[str] = []
 COMMAND_WORDS = ("exportlake ", "make ", "aws ", "npx cdk ", "cdk ", "eval ", "python -m bench.run ", "bash ", "-c ")
 
 
-def inline_commands() -> list[str]:
+def inline_commands(text: str = README) -> list[str]:
     """Commands quoted in the prose (outside fenced blocks), e.g. `npx cdk bootstrap aws://<ACCOUNT-ID>/<REGION>`."""
-    prose = FENCE.sub("", README)
+    prose = FENCE.sub("", text)
     return sorted({span for span in re.findall(r"`([^`\n]+)`", prose) if span.startswith(COMMAND_WORDS)})
 
 
+def test_the_readme_stays_short_and_runs_the_only_bash_block() -> None:
+    """The README stays a front page; a ``bash`` block anywhere else would look run but is not."""
+    assert len(README.encode("utf-8")) <= README_MAX_BYTES, "README.md grew past 12 KB: move detail to docs/"
+    assert len(blocks("bash")) == 1
+    others = [name for name, text in DOCS.items() if name != "README.md" and blocks("bash", text)]
+    assert not others, f"{others}: fence AWS-side or example commands as ```sh (checked, not run)"
+
+
+def test_every_relative_link_leads_to_a_file() -> None:
+    """Links between the documents (``[design.md](design.md#architecture)``) survive moves and renames."""
+    for name, text in DOCS.items():
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", FENCE.sub("", text)):
+            if "://" not in target:
+                assert (ROOT / name).parent.joinpath(target).exists(), f"{name}: no {target}"
+
+
+def test_every_source_path_the_documents_name_exists() -> None:
+    """``functions/exportlake/cli/exitcodes.py`` in CONTRIBUTING's table (and every such path) is where it says."""
+    for name, text in DOCS.items():
+        for path in re.findall(r"(?<![\w./-])((?:functions|infra|tests|bench)/[\w./-]*\w)", text):
+            assert (ROOT / path).exists(), f"{name} names {path}, which does not exist"
+
+
 def test_the_aws_side_commands_are_well_formed() -> None:
-    """Every fenced ``sh`` command and every command quoted in the prose, checked against its tool's own grammar."""
+    """Every fenced ``sh`` command and every command quoted in the prose of every document, checked against its
+    tool's own grammar."""
     checked: Counter[str] = Counter()
-    for block in blocks("sh"):
-        for command in commands(block):
-            for part in (p.strip() for p in re.split(r"&&|\|(?!toml)", command)):
-                checked[check_command(part)] += 1
-    for span in inline_commands():
-        checked[check_command(span.replace("\\|", "|"))] += 1
-    # What the README holds today; a new kind of command needs a check here first.
+    documents_checked: set[str] = set()
+    for name, text in DOCS.items():
+        for block in blocks("sh", text):
+            for command in commands(block):
+                for part in (p.strip() for p in re.split(r"&&|\|(?!toml)", command)):
+                    checked[check_command(part)] += 1
+                    documents_checked.add(name)
+        for span in inline_commands(text):
+            checked[check_command(span.replace("\\|", "|"))] += 1
+            documents_checked.add(name)
+    # What the documents hold today; a new kind of command needs a check here first.
     assert set(checked) == {"exportlake", "make", "aws", "cdk", "bench", "bash", "context"}, checked
     assert checked["aws"] >= 4 and checked["cdk"] >= 4 and checked["exportlake"] >= 15, checked
+    assert {"README.md", "CONTRIBUTING.md", "docs/deploy.md", "docs/operate.md"} <= documents_checked, documents_checked
     if UNCHECKED:
         pytest.skip(f"the pinned CDK CLI is not installed (npm ci; `make test` does it first): {UNCHECKED} unchecked")
 
@@ -115,6 +154,8 @@ def check_command(text: str) -> str:
     # A placeholder (`<SecretId output>`) is one word the reader replaces, not a shell redirection.
     text = re.sub(r"<[^<>]+>", lambda m: m.group(0).replace(" ", "_"), text)
     words = shlex.split(text.replace("$(", "").replace(')"', '"'))
+    if words[0] == ".venv/bin/python":  # the venv's interpreter, as `python` once the venv is active
+        words[0] = "python"
     if words[0] == "eval":
         return check_command(words[1])
     if words[0] == "exportlake":
@@ -270,8 +311,9 @@ def _check_cdk(args: list[str], text: str) -> None:
 
 
 def context_keys() -> set[str]:
-    """The ``cdk.json`` context keys the README documents (its configuration table), each read by the app."""
-    table = README.split("### Configuration (`cdk.json` context)", 1)[1].split("| key |", 1)[1].split("\n\n", 1)[0]
+    """The ``cdk.json`` context keys docs/deploy.md documents (its configuration table), each read by the app."""
+    deploy = DOCS["docs/deploy.md"]
+    table = deploy.split("## Configuration (`cdk.json` context)", 1)[1].split("| key |", 1)[1].split("\n\n", 1)[0]
     keys = set(re.findall(r"^\| `([A-Za-z]+)` \|", table, re.M))
     infra = "\n".join(p.read_text() for p in (ROOT / "infra").rglob("*.py"))
     unread = {k for k in keys if f'"{k}"' not in infra}
@@ -297,7 +339,7 @@ def published_event_types() -> set[str]:
 
     types = {v for k, v in vars(notices).items() if k.isupper() and isinstance(v, str) and "." in v}
     source = "\n".join(
-        p.read_text() for p in (ROOT / "functions" / "exportlake").rglob("*.py") if "local" not in p.parts
+        p.read_text() for p in (ROOT / "functions" / "exportlake").rglob("*.py") if "emulator" not in p.parts
     )
     names = {k for k, v in vars(notices).items() if k.isupper() and isinstance(v, str) and v in types}
     assert all(source.count(name) >= 2 for name in names), names  # defined, and sent somewhere
@@ -305,6 +347,6 @@ def published_event_types() -> set[str]:
 
 
 def test_the_notification_table_names_every_event_type_published() -> None:
-    section = README.split("### Notifications", 1)[1].split("\n### ", 1)[0]
+    section = README.split("\n## Notifications\n", 1)[1].split("\n## ", 1)[0]
     listed = set(re.findall(r"^\| `([a-z]+\.[a-z]+)` \|", section, re.M))
     assert listed == published_event_types()

@@ -131,7 +131,12 @@ def test_refused_download_host_fails_for_good_once_and_writes_nothing(
         assert not report.ok and len(report.failed) == 10
         assert [r for r in sim.requests if r.port == "download"] == []
         failed = lake.events("result.failed")
-        assert len(failed) == 10 and all("DownloadRefused" in m["body"]["error"] for m in failed)
+        assert len(failed) == 10 and all(
+            "allow the host in EXPORTLAKE_DOWNLOAD_HOSTS (downloadHosts in cdk.json), then exportlake sync"
+            in m["body"]["error"]
+            and "Refused" not in m["body"]["error"]
+            for m in failed
+        )
         assert lake.partitions() == {} and lake.objects("lake/") == {}
         ledger = bootstrap.ledger()
         assert {ledger.get(e, r).state for e, r, _ in report.failed} == {ResultState.FAILED}  # type: ignore[union-attr]

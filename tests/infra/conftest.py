@@ -87,6 +87,23 @@ def synth_alt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]
     )
 
 
+#: A key of the existing secret, and a reader, for the governed synth.
+SECRET_KEY_ARN = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+READERS = ["arn:aws:iam::111122223333:role/analysts", "arn:aws:iam::111122223333:user/data/ada"]
+
+
+@pytest.fixture(scope="session")
+def synth_governed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
+    """An account governed by Lake Formation, with readers, and an existing secret under a customer-managed key."""
+    return synthesize(
+        tmp_path_factory.mktemp("cdk-governed"),
+        lakeFormation=True,
+        lakeFormationReaders=READERS,
+        existingSecretName="prod/neoday-gateway",
+        existingSecretKmsKeyArn=SECRET_KEY_ARN,
+    )
+
+
 @pytest.fixture(scope="session")
 def template(synth: Synthesized) -> Template:
     return synth.template

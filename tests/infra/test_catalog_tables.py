@@ -7,7 +7,7 @@ from typing import Any
 
 from exportlake import iam as permissions
 from exportlake.adapters.catalog import declared_fingerprint
-from exportlake.domain.schemas import EXPORT_TYPES
+from exportlake.domain.schemas import EXPORT_TYPES, LATEST_TABLE
 from exportlake.domain.tableresource import RESOURCE_TYPE, RemovalPolicy, TableDeclaration
 from infra.constructs.functions import TABLES_HANDLER
 
@@ -20,7 +20,8 @@ def raw_tables(resources: Resources) -> dict[str, tuple[str, dict[str, Any]]]:
 
 
 def test_no_raw_table_is_an_aws_glue_table(resources: Resources) -> None:
-    glue_tables = of_type(resources, "AWS::Glue::Table").values()
+    tables = of_type(resources, "AWS::Glue::Table").values()
+    glue_tables = [t for t in tables if t["Properties"]["TableInput"]["Name"] != LATEST_TABLE]
     assert glue_tables, "the views are still Glue tables"
     assert all(t["Properties"]["TableInput"]["TableType"] == "VIRTUAL_VIEW" for t in glue_tables)
     assert not {t["Properties"]["TableInput"]["Name"] for t in glue_tables} & set(EXPORT_TYPES)
@@ -30,6 +31,12 @@ def test_each_declared_table_is_a_custom_resource_carrying_its_fingerprint(resou
     tables_fn, _ = function(resources, TABLES_HANDLER)
     lake_id, _ = one(resources, "AWS::S3::Bucket", "LakeBucket")
     db_id, _ = one(resources, "AWS::Glue::Database", "CatalogDatabase")
+    tables_role = resources[tables_fn]["Properties"]["Role"]["Fn::GetAtt"][0]
+    (tables_policy,) = [
+        k
+        for k, v in resources.items()
+        if v["Type"] == "AWS::IAM::Policy" and {"Ref": tables_role} in v["Properties"]["Roles"]
+    ]
     found = raw_tables(resources)
     assert set(found) == set(EXPORT_TYPES)
     for name, export_type in EXPORT_TYPES.items():
@@ -46,7 +53,8 @@ def test_each_declared_table_is_a_custom_resource_carrying_its_fingerprint(resou
         }
         assert props["ServiceToken"] == {"Fn::GetAtt": [tables_fn, "Arn"]}
         assert props["ServiceTimeout"] == "300"  # CloudFormation's wait is bounded even if nobody answers
-        assert resource["DependsOn"] == [db_id]
+        # The database, and the tables function's policy (a new table's name is in it: test_governance.py).
+        assert sorted(resource["DependsOn"]) == sorted([db_id, tables_policy])
         assert resource["DeletionPolicy"] == "Delete"  # CloudFormation always asks; the RemovalPolicy decides
 
 
@@ -64,11 +72,15 @@ def test_the_properties_change_only_with_the_declaration(synth: Synthesized, syn
 
 def test_views_depend_on_their_table_resource(resources: Resources) -> None:
     found = raw_tables(resources)
-    views = {v["Properties"]["TableInput"]["Name"]: v for v in of_type(resources, "AWS::Glue::Table").values()}
-    assert views
-    for name, view in views.items():
+    tables = {v["Properties"]["TableInput"]["Name"]: (k, v) for k, v in of_type(resources, "AWS::Glue::Table").items()}
+    pointers_id, pointers = tables.pop(LATEST_TABLE)
+    assert pointers["Properties"]["TableInput"]["PartitionKeys"] == []
+    assert tables
+    for name, (_, view) in tables.items():
         source = name.removesuffix("_typed").removesuffix("_latest")
         assert found[source][0] in view["DependsOn"], name
+        # A latest view reads the pointer table too: created after it, deleted before it.
+        assert (pointers_id in view["DependsOn"]) == name.endswith("_latest"), name
 
 
 def test_the_tables_role_holds_only_the_glue_calls_it_makes_scoped_to_the_lake(resources: Resources) -> None:
@@ -77,6 +89,12 @@ def test_the_tables_role_holds_only_the_glue_calls_it_makes_scoped_to_the_lake(r
     actions = actions_of(role_statements(resources, props))
     assert actions == permissions.role_actions(permissions.TABLES)
     assert actions == {
+        "glue:CreatePartitionIndex",
+        "glue:GetPartitionIndexes",
+        "glue:GetPartitions",
+        "s3:GetObject",
+        "s3:ListBucket",
+        "s3:PutObject",
         "glue:CreateTable",
         "glue:GetTable",
         "glue:UpdateTable",
@@ -98,7 +116,7 @@ def test_the_tables_role_holds_only_the_glue_calls_it_makes_scoped_to_the_lake(r
     assert by_sid["OwnLogGroup"]["Resource"] == {"Fn::GetAtt": [log_group, "Arn"]}
     # Invoked by CloudFormation only, untraced, no settings, never run twice for one request.
     assert "TracingConfig" not in props
-    assert not any(k.startswith("EXPORTLAKE_") for k in props["Environment"]["Variables"])
+    assert "Environment" not in props  # no settings, no Powertools: each request names what it touches
     invoke = [
         c["Properties"]
         for c in of_type(resources, "AWS::Lambda::EventInvokeConfig").values()

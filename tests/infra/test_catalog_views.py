@@ -9,7 +9,7 @@ import pytest
 
 from exportlake.adapters.catalog import table_input
 from exportlake.domain import views as queries
-from exportlake.domain.schemas import EXPORT_TYPES, ResultSemantics
+from exportlake.domain.schemas import EXPORT_TYPES, LATEST_TABLE, ResultSemantics
 from exportlake.domain.tablemerge import fingerprint
 from exportlake.domain.tableresource import RESOURCE_TYPE
 from exportlake.query.lake import LakeQuery
@@ -159,6 +159,10 @@ def test_deployed_views_run_on_the_local_engine(synth: Synthesized, tmp_path: Pa
             f'CAST(NULL AS VARCHAR) AS "{c}"' for c in (*t.columns, "export_name", "created_date", "result_id")
         )
         con.execute(f'CREATE TABLE "{DATABASE}"."{t.key}" AS SELECT {cols} WHERE false')
+    # The pointer table, as the stack declares it (its columns from the template).
+    pointers = glue_tables(synth, "EXTERNAL_TABLE")[LATEST_TABLE]
+    cols = ", ".join(f'CAST(NULL AS VARCHAR) AS "{c["Name"]}"' for c in pointers["StorageDescriptor"]["Columns"])
+    con.execute(f'CREATE TABLE "{DATABASE}"."{LATEST_TABLE}" AS SELECT {cols} WHERE false')
     for name, view in glue_tables(synth, "VIRTUAL_VIEW").items():
         sql = queries.sql_of_glue_view_text(view["ViewOriginalText"])
         con.execute(f'CREATE VIEW "{DATABASE}"."{name}" AS {sql}')

@@ -29,7 +29,7 @@ def findings(synth: Synthesized) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("which", ["synth", "synth_alt"])
+@pytest.mark.parametrize("which", ["synth", "synth_alt", "synth_governed"])
 def test_cdk_nag_has_no_unacknowledged_findings(which: str, request: pytest.FixtureRequest) -> None:
     synth: Synthesized = request.getfixturevalue(which)
     assert findings(synth) == []
@@ -47,7 +47,7 @@ def test_cdk_nag_catches_a_finding(synth: Synthesized) -> None:
     assert {"AwsSolutions-SMG4", "AwsSolutions-L1", "AwsSolutions-SQS3"} <= acknowledged
 
 
-@pytest.mark.parametrize("which", ["synth", "synth_alt"])
+@pytest.mark.parametrize("which", ["synth", "synth_alt", "synth_governed"])
 def test_cfn_lint_clean_but_documented_exceptions(which: str, request: pytest.FixtureRequest) -> None:
     synth: Synthesized = request.getfixturevalue(which)
     template = synth.outdir / f"{STACK_NAME}.template.json"

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
 import pytest
 
-from infra.config import DEFAULTS, Config, ConfigError
+from infra.app import build
+from infra.config import DEFAULTS, KNOWN_KEYS, Config, ConfigError, unknown_keys
 
 REPO = Path(__file__).resolve().parents[2]
+KEY = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 
 def test_cdk_json_holds_every_key_with_its_default() -> None:
@@ -85,6 +90,13 @@ def test_cli_strings_are_accepted() -> None:
         ("gatewayMaxRequestsPerSecond", True, "must be a number"),
         ("expiryWarningHours", 0, "between 1 and 720"),
         ("existingSecretName", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:x", "not an ARN"),
+        ("lakeFormation", "yes please", "true or false"),
+        ("lakeFormationReaders", ["analysts"], "not an IAM role or user ARN"),
+        ("lakeFormationReaders", ["arn:aws:iam::123456789012:group/analysts"], "not an IAM role or user ARN"),
+        ("lakeFormationReaders", ["arn:aws:iam::123456789012:role/analysts"], "needs lakeFormation=true"),
+        ("existingSecretKmsKeyArn", "arn:aws:kms:eu-west-1:123456789012:alias/gw", "is an alias"),
+        ("existingSecretKmsKeyArn", "1234abcd-12ab-34cd-56ef-1234567890ab", "must be a KMS key ARN"),
+        ("existingSecretKmsKeyArn", KEY, "applies only with existingSecretName"),
     ],
 )
 def test_bad_values_are_named(key: str, value: Any, message: str) -> None:
@@ -109,3 +121,100 @@ def test_removal_policy_follows_retain_data() -> None:
     assert Config.from_mapping({}).removal_policy == cdk.RemovalPolicy.RETAIN
     assert Config.from_mapping({"retainData": False}).removal_policy == cdk.RemovalPolicy.DESTROY
     assert Config.from_mapping({"retainData": "true"}).removal_policy == cdk.RemovalPolicy.RETAIN
+
+
+def test_lake_formation_and_secret_key_settings() -> None:
+    config = Config.from_mapping(
+        {
+            "lakeFormation": "true",
+            "lakeFormationReaders": "arn:aws:iam::123456789012:role/analysts, arn:aws:iam::123456789012:user/a/ada",
+            "existingSecretName": "team/neoday",
+            "existingSecretKmsKeyArn": KEY,
+        }
+    )
+    assert config.lake_formation is True
+    assert config.lake_formation_readers == (
+        "arn:aws:iam::123456789012:role/analysts",
+        "arn:aws:iam::123456789012:user/a/ada",
+    )
+    assert config.existing_secret_kms_key_arn == KEY
+    defaults = Config.from_mapping({})
+    assert (defaults.lake_formation, defaults.lake_formation_readers, defaults.existing_secret_kms_key_arn) == (
+        False,
+        (),
+        None,
+    )
+    mrk = "arn:aws:kms:eu-west-1:123456789012:key/mrk-1234abcd12ab34cd56ef1234567890ab"
+    assert Config.from_mapping({"existingSecretName": "x", "existingSecretKmsKeyArn": mrk}).existing_secret_kms_key_arn
+
+
+@pytest.mark.parametrize(
+    ("key", "closest"),
+    [
+        ("gatewayURL", "gatewayUrl"),
+        ("lakeformation", "lakeFormation"),
+        ("lakeFormationReader", "lakeFormationReaders"),
+        ("retaindata", "retainData"),
+        ("stackname", "stackName"),
+        ("existingSecretKey", "existingSecretName"),
+    ],
+)
+def test_a_mistyped_setting_is_refused_naming_the_closest(key: str, closest: str) -> None:
+    (line,) = unknown_keys({key: "x", **DEFAULTS})
+    assert line == f"unknown setting {key} (cdk.json context or -c {key}=…): did you mean {closest}?"
+
+
+def test_an_unknown_setting_far_from_any_is_refused_too() -> None:
+    (line,) = unknown_keys({"colour": "blue"})
+    assert "colour" in line and "not an exportlake setting" in line and "\n" not in line
+
+
+def test_cdks_own_context_keys_pass() -> None:
+    context = json.loads((REPO / "cdk.json").read_text())["context"]
+    context.update(
+        {
+            "aws:cdk:bundling-stacks": [],
+            "aws:cdk:enable-path-metadata": True,
+            "@aws-cdk/core:newStyleStackSynthesis": True,
+            "@aws-cdk-containers/ecs-service-extensions:enableDefaultLogDriver": True,
+            "availability-zones:account=123456789012:region=eu-west-1": ["eu-west-1a"],
+            "acknowledged-issue-numbers": [32775],
+            "cli-telemetry": False,
+            "$dontSaveContext": True,
+            "stackName": "ExportLake-staging",
+            "allowExampleGateway": "true",
+        }
+    )
+    assert unknown_keys(context) == []
+    assert set(KNOWN_KEYS) >= set(DEFAULTS)
+
+
+def test_synth_refuses_an_unknown_key_before_building() -> None:
+    app = cdk.App(context={"lakeformation": "true", "aws:cdk:bundling-stacks": []})
+    with pytest.raises(ConfigError) as info:
+        build(app, nag=False)
+    assert str(info.value) == (
+        "unknown setting lakeformation (cdk.json context or -c lakeformation=…): did you mean lakeFormation?"
+    )
+    assert not app.node.children  # nothing was built
+
+
+@pytest.mark.slow
+def test_cdk_synth_exits_with_one_line_per_mistyped_setting(tmp_path: Path) -> None:
+    """As ``cdk synth -c gatewayURL=…`` runs the app: the context arrives in CDK_CONTEXT_JSON."""
+    context = {**json.loads((REPO / "cdk.json").read_text())["context"], "gatewayURL": "https://gw.example.com"}
+    env = {
+        **os.environ,
+        "CDK_CONTEXT_JSON": json.dumps(context),
+        "CDK_OUTDIR": str(tmp_path),
+        "PYTHONPATH": os.pathsep.join((str(REPO), str(REPO / "functions"))),
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "infra.app"], cwd=REPO, env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: unknown setting gatewayURL (cdk.json context or -c gatewayURL=…): did you mean gatewayUrl?"
+    ]
+    assert not list(tmp_path.glob("*.template.json"))

@@ -201,7 +201,11 @@ def test_cli_athena_mode_reads_the_stack_outputs_and_honours_the_workgroup(
         code = cli.main(["query", SQL, "--athena", "--stack-name", "Prod", "--workgroup", "analysts", "--json"])
     captured = capsys.readouterr()
     assert code == 0
-    assert json.loads(captured.out) == [{"game_type": "lottery", "wins": 3, "ok": True}]
+    document = json.loads(captured.out)
+    assert document["rows"] == [{"game_type": "lottery", "wins": 3, "ok": True}]
+    assert document["read"]["engine"] == "athena" and document["read"]["bytes"] == 2048
+    assert document["read"]["files"] is None  # Athena reports bytes scanned, not files
+    assert document["read"]["workgroup"] == "analysts"
     assert "2,048 bytes scanned" in captured.err and "in analysts" in captured.err and "~$0.0000" in captured.err
 
 

@@ -11,7 +11,7 @@ import pytest
 from exportlake.cli import main as cli
 from exportlake.cli import query as cli_query
 from exportlake.domain import views as queries
-from exportlake.domain.schemas import EXPORT_TYPES, PARTITION_KEYS
+from exportlake.domain.schemas import EXPORT_TYPES, LATEST_COLUMNS, LATEST_TABLE, PARTITION_KEYS
 from exportlake.query.lake import LakeQuery
 
 
@@ -23,6 +23,8 @@ def lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LakeQuery:
     for t in EXPORT_TYPES.values():
         cols = ", ".join(f'CAST(NULL AS VARCHAR) AS "{c}"' for c in (*t.columns, *PARTITION_KEYS))
         con.execute(f'CREATE TABLE exportlake."{t.key}" AS SELECT {cols} WHERE false')
+    pointer_columns = ", ".join(f'CAST(NULL AS VARCHAR) AS "{c}"' for c in LATEST_COLUMNS)
+    con.execute(f"CREATE TABLE exportlake.{LATEST_TABLE} AS SELECT {pointer_columns} WHERE false")
     con.execute(
         "INSERT INTO exportlake.win_info SELECT 'u' || i, 's', CAST(i % 2 AS VARCHAR), '2024-06-20 10:00:00', "
         "'win-info', '2024-06-20', 'r1' FROM range(250) t(i)"
@@ -38,10 +40,16 @@ def test_deployed_sql_resolves_locally_and_is_capped(lake: LakeQuery, capsys: py
         cli.main(["query", 'SELECT userid, haswon FROM "exportlake"."win_info_typed" ORDER BY userid', "--json"]) == 0
     )
     captured = capsys.readouterr()
-    rows = json.loads(captured.out)
-    assert len(rows) == 100
+    document = json.loads(captured.out)
+    rows = document["rows"]
+    assert len(rows) == 100 and document["truncated"] is True
+    assert document["columns"] == ["userid", "haswon"]
     assert rows[0] == {"userid": "u0", "haswon": False}
-    assert "first 100 rows" in captured.err
+    # What the query read, as Athena's "data scanned" (these raw tables are in-memory: no file read).
+    assert document["read"] == {"engine": "duckdb", "files": 0, "bytes": 0}
+    assert "first 100 rows" in captured.err and "read 0 files, 0 bytes" in captured.err
+    assert cli.main(["query", "SELECT count(*) AS n FROM win_info"]) == 0  # the table says what was read
+    assert "read 0 files, 0 bytes (local DuckDB" in capsys.readouterr().out
     assert cli.main(["query", "SELECT count(*) AS n FROM win_info", "--csv"]) == 0
     assert capsys.readouterr().out == "n\n250\n"
     assert cli.main(["query", "SELECT userid FROM win_info", "--csv", "--all"]) == 0

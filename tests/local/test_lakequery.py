@@ -15,7 +15,7 @@ import pytest
 from moto import mock_aws
 
 from exportlake.domain.errors import ValidationError
-from exportlake.domain.schemas import EXPORT_TYPES, PARTITION_KEYS
+from exportlake.domain.schemas import EXPORT_TYPES, PARTITION_KEYS, latest_table_input
 from exportlake.query.lake import ATHENA_MACROS, LakeQuery
 
 REGION = "eu-west-1"
@@ -128,6 +128,7 @@ def lake(monkeypatch: pytest.MonkeyPatch) -> Iterator[Lake]:
         )
         lake.register("win_info", R1)
         lake.register("player_info_game_type", G1)
+        lake.glue.create_table(DatabaseName=DATABASE, TableInput=latest_table_input(BUCKET))
         yield lake
 
 
@@ -137,7 +138,8 @@ def lq(lake: Lake, tmp_path: Path) -> LakeQuery:
 
 
 def test_refresh_counts_partitions_per_table(lq: LakeQuery) -> None:
-    assert lq.refresh() == {"campaign_info": 0, "player_info_game_type": 1, "win_info": 1}
+    # The unpartitioned pointer table counts its location as its one partition.
+    assert lq.refresh() == {"campaign_info": 0, "latest_results": 1, "player_info_game_type": 1, "win_info": 1}
 
 
 def test_rows_values_and_partition_columns(lq: LakeQuery) -> None:
@@ -221,7 +223,8 @@ def test_changed_object_is_downloaded_again(lake: Lake, lq: LakeQuery) -> None:
 
 def test_deregistered_partition_disappears_and_its_files_are_removed(lake: Lake, lq: LakeQuery, tmp_path: Path) -> None:
     lq.refresh()
-    mirrored = tmp_path / "cache" / BUCKET / Lake.prefix("player_info_game_type", G1)
+    # Mirrored under the table and its Glue partition values: the layout DuckDB reads with hive_partitioning.
+    mirrored = tmp_path / "cache" / "_tables" / Lake.prefix("player_info_game_type", G1).removeprefix("lake/")
     assert (mirrored / "part-00000.parquet").is_file()
     lake.glue.delete_partition(DatabaseName=DATABASE, TableName="player_info_game_type", PartitionValues=list(G1))
     assert lq.refresh()["player_info_game_type"] == 0
@@ -237,6 +240,7 @@ def test_dropped_glue_table_drops_its_view(lake: Lake, lq: LakeQuery) -> None:
     views = lq.query("SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1")[1]
     # The raw tables left, and the registry's typed/latest views over them; campaign_info's derived views went too.
     assert views == [
+        ("latest_results",),
         ("player_info_game_type",),
         ("player_info_game_type_latest",),
         ("player_info_game_type_typed",),

@@ -15,11 +15,14 @@ from exportlake.domain.schemas import (
     PARQUET_INPUT,
     PARQUET_OUTPUT,
     PARQUET_SERDE,
+    PARTITION_INDEX_KEYS,
+    PARTITION_INDEX_NAME,
     PARTITION_KEYS,
     RAW_COLUMN_TYPE,
+    RAW_TABLE_PARAMETERS,
     SERDE_PARAMETERS,
-    TABLE_PARAMETERS,
     TABLE_TYPE,
+    latest_table_input,
 )
 from exportlake.domain.tablemerge import TableSync, fingerprint, is_current, merge_table, undeclared_columns
 
@@ -56,10 +59,15 @@ def table_input(name: str, columns: Sequence[str], bucket: str, description: str
         "Name": validate_table_name(name),
         "Description": description or f"exportlake: records of export type {name}",
         "TableType": TABLE_TYPE,
-        "Parameters": dict(TABLE_PARAMETERS),
+        "Parameters": dict(RAW_TABLE_PARAMETERS),
         "PartitionKeys": [{"Name": k, "Type": RAW_COLUMN_TYPE} for k in PARTITION_KEYS],
         "StorageDescriptor": storage_descriptor(columns, table_location(bucket, name)),
     }
+
+
+def partition_index() -> dict[str, Any]:
+    """The partition index every raw table gets (``created_date``: date-filtered queries list no other partition)."""
+    return {"IndexName": PARTITION_INDEX_NAME, "Keys": list(PARTITION_INDEX_KEYS)}
 
 
 def declared_fingerprint(name: str, columns: Sequence[str], description: str = "") -> str:
@@ -101,7 +109,9 @@ class GlueCatalog:
         """Create an export table; an existing one is left as it is."""
         try:
             self._glue.create_table(
-                DatabaseName=self.database, TableInput=table_input(table, columns, self._bucket, description)
+                DatabaseName=self.database,
+                TableInput=table_input(table, columns, self._bucket, description),
+                PartitionIndexes=[partition_index()],
             )
         except ClientError as exc:
             if _code(exc) != "AlreadyExistsException":
@@ -120,17 +130,19 @@ class GlueCatalog:
             existing = self._table(table)
             if existing is None:
                 try:
-                    self._glue.create_table(DatabaseName=self.database, TableInput=declared)
+                    self._glue.create_table(
+                        DatabaseName=self.database, TableInput=declared, PartitionIndexes=[partition_index()]
+                    )
                 except ClientError as exc:
                     if _code(exc) == "AlreadyExistsException":
                         continue  # created meanwhile (a copier's first result): merge into it
                     raise
-                return TableSync("created", tuple(columns))
+                return TableSync("created", tuple(columns), index="created with the table")
             merged = merge_table(declared, existing)
             names = tuple(c["Name"] for c in merged["StorageDescriptor"]["Columns"])
             undeclared = undeclared_columns(declared, merged)
             if is_current(merged, existing):
-                return TableSync("unchanged", names, undeclared)
+                return TableSync("unchanged", names, undeclared, self.ensure_partition_index(table))
             kwargs: dict[str, Any] = {"DatabaseName": self.database, "TableInput": merged}
             if existing.get("VersionId"):
                 kwargs["VersionId"] = existing["VersionId"]
@@ -140,8 +152,47 @@ class GlueCatalog:
                 if _code(exc) in ("ConcurrentModificationException", "EntityNotFoundException"):
                     continue  # changed or dropped meanwhile: read it again
                 raise
-            return TableSync("updated", names, undeclared)
+            return TableSync("updated", names, undeclared, self.ensure_partition_index(table))
         raise ExportlakeError(f"table {table} kept changing while its declared definition was merged into it")
+
+    def ensure_partition_index(self, table: str) -> str:
+        """Add the ``created_date`` partition index to an existing table unless it has it; say what was done.
+
+        Idempotent: an index of that name already there (or created meanwhile) is left. Glue builds the index over
+        the existing partitions in the background (CREATING, then ACTIVE); queries work throughout. A table
+        already holding Glue's maximum of indexes keeps them: reported, not failed (the deploy must not stop).
+        """
+        name = validate_table_name(table)
+        kwargs: dict[str, Any] = {"DatabaseName": self.database, "TableName": name}
+        while True:
+            page = self._glue.get_partition_indexes(**kwargs)
+            if any(i.get("IndexName") == PARTITION_INDEX_NAME for i in page.get("PartitionIndexDescriptorList", [])):
+                return "present"
+            if not page.get("NextToken"):
+                break
+            kwargs["NextToken"] = page["NextToken"]
+        try:
+            self._glue.create_partition_index(
+                DatabaseName=self.database, TableName=name, PartitionIndex=partition_index()
+            )
+        except ClientError as exc:
+            code = _code(exc)
+            if code == "AlreadyExistsException":
+                return "present"
+            if code in ("ResourceNumberLimitExceededException", "ConcurrentModificationException"):
+                return f"not added ({code}): add it by hand, see docs/analytics.md"
+            raise
+        return "added"
+
+    def ensure_latest_table(self) -> bool:
+        """Create ``latest_results`` (the newest result of each export) unless it exists; True if created."""
+        try:
+            self._glue.create_table(DatabaseName=self.database, TableInput=latest_table_input(self._bucket))
+        except ClientError as exc:
+            if _code(exc) == "AlreadyExistsException":
+                return False
+            raise
+        return True
 
     def drop_table(self, table: str) -> bool:
         """Delete a table (and its partitions' registrations, not their data); False if it did not exist."""
@@ -221,6 +272,15 @@ class GlueCatalog:
                 return False
             raise ExportlakeError(f"Glue refused partition {values} of {table}: {error.get('ErrorDetail')}")
         return True
+
+    def partition_values(self, table: str) -> list[list[str]]:
+        """The values of every partition of a table whose keys are the raw tables' (others are skipped)."""
+        out: list[list[str]] = []
+        for page in self._glue.get_paginator("get_partitions").paginate(
+            DatabaseName=self.database, TableName=validate_table_name(table), ExcludeColumnSchema=True
+        ):
+            out.extend(list(p["Values"]) for p in page.get("Partitions", []) if len(p.get("Values", [])) == 3)
+        return out
 
     def partitions(self, table: str) -> list[dict[str, Any]]:
         """Every partition of a table (values and location)."""

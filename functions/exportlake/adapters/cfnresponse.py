@@ -4,10 +4,14 @@ CloudFormation waits for that PUT and for nothing else, so a request must always
 the first body it is given and ignores later ones, and its watchdog sends a FAILED body of its own shortly before
 the Lambda's time runs out, so a hung call never leaves the stack waiting for the resource's service timeout.
 The URL is a credential (it is signed): it is never logged.
+
+Standard library only, and no other module of exportlake: the tables function imports this first, so that even when
+everything else fails to import, the request still gets its answer (a stack never waits in ROLLBACK_FAILED for it).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import threading
 import time
@@ -16,24 +20,60 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from exportlake.domain.errors import ValidationError
-from exportlake.settings import is_loopback
-
 #: Seconds per PUT attempt, and attempts.
 PUT_TIMEOUT_SECONDS = 10.0
 PUT_ATTEMPTS = 3
 RETRY_PAUSE_SECONDS = 1.0
 
 Opener = Callable[..., Any]
+#: The physical id of a resource whose Create failed: it names no table, so the rollback's Delete touches none.
+FAILED_CREATE = "create-failed:"
+#: Longest status reason sent (the whole response must stay under CloudFormation's 4 KB).
+MAX_REASON = 1000
+
+
+class ResponseUrlError(ValueError):
+    """The request carries no usable ResponseURL: nobody can be answered."""
+
+
+def _is_loopback(host: str) -> bool:
+    host = host.strip("[]").lower()
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name, not an address: only "localhost"
+        return host == "localhost"
+
+
+def failure_physical_id(event: Mapping[str, Any]) -> str:
+    """The physical id of a FAILED response: the resource's own, or for a failed Create a marker naming nothing."""
+    if event.get("RequestType") == "Create" or not event.get("PhysicalResourceId"):
+        return f"{FAILED_CREATE}{event.get('LogicalResourceId', '')}:{event.get('RequestId', '')}"
+    return str(event["PhysicalResourceId"])
+
+
+def body(
+    event: Mapping[str, Any], *, ok: bool, reason: str, physical: str, data: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The body CloudFormation expects at the request's ResponseURL."""
+    return {
+        "Status": "SUCCESS" if ok else "FAILED",
+        "Reason": reason[:MAX_REASON],
+        "PhysicalResourceId": physical,
+        "StackId": event.get("StackId", ""),
+        "RequestId": event.get("RequestId", ""),
+        "LogicalResourceId": event.get("LogicalResourceId", ""),
+        "NoEcho": False,
+        "Data": dict(data or {}),
+    }
 
 
 def check_response_url(url: object) -> str:
-    """The ResponseURL if it is https (or http on loopback, for local tests); else ``ValidationError``."""
+    """The ResponseURL if it is https (or http on loopback, for local tests); else ``ResponseUrlError``."""
     parts = urlsplit(url) if isinstance(url, str) else None
     if parts is None or not parts.hostname:
-        raise ValidationError("the request has no ResponseURL")
-    if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(parts.hostname)):
-        raise ValidationError(f"the request's ResponseURL is not https (scheme {parts.scheme!r})")
+        raise ResponseUrlError("the request has no ResponseURL")
+    if parts.scheme != "https" and not (parts.scheme == "http" and _is_loopback(parts.hostname)):
+        raise ResponseUrlError(f"the request's ResponseURL is not https (scheme {parts.scheme!r})")
     return str(url)
 
 

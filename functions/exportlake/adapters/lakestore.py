@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from exportlake.adapters.s3sink import MultipartSink
 from exportlake.domain.ports import Sink
 
@@ -31,6 +33,30 @@ class S3LakeStore:
     def put(self, key: str, body: bytes, content_type: str) -> None:
         """Write one small object (a manifest)."""
         self._s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+
+    def get_versioned(self, key: str) -> tuple[bytes, str] | None:
+        """The object's bytes and ETag (for a later ``put_if``), or ``None`` if there is none."""
+        try:
+            resp = self._s3.get_object(Bucket=self.bucket, Key=key)
+        except self._s3.exceptions.NoSuchKey:
+            return None
+        return bytes(resp["Body"].read()), str(resp["ETag"])
+
+    def put_if(self, key: str, body: bytes, content_type: str, *, etag: str | None) -> str | None:
+        """Write a small object only if unchanged since read (``etag``), or absent (``None``); its new ETag, or None.
+
+        S3 conditional writes: ``If-Match`` / ``If-None-Match: *``. ``None`` when another writer got there first
+        (412 PreconditionFailed, 409 ConditionalRequestConflict, or 404 when the object went away meanwhile).
+        """
+        condition = {"IfMatch": etag} if etag is not None else {"IfNoneMatch": "*"}
+        try:
+            resp = self._s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, **condition)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "412", "409"):
+                return None
+            raise
+        return str(resp["ETag"])
 
     def list_keys(self, prefix: str) -> list[str]:
         """Every key under ``prefix``."""

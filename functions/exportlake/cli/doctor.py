@@ -1,8 +1,10 @@
 """``exportlake doctor``: check every link of the chain in order and name the fix of the first broken one.
 
-settings → AWS credentials and region → secret → token → list exports → newest results → one download URL →
-its host against the allowlist → bucket, ledger, queue, topic, database → time left before the oldest uncopied
-result expires. Each check returns one line; the run stops at the first failure (later links depend on it).
+settings → AWS credentials and region → CDK bootstrap → the deployed stack → Lake Formation mode → secret → its KMS
+key → token → list exports → newest results → one download URL → its host against the allowlist → bucket, ledger,
+queue, topic, database → time left before the oldest uncopied result expires → the stack's alarms. The deployment
+links follow docs/deploy.md's first-deploy checklist (``exportlake.cli.deploychecks``). Each check returns one line;
+the run stops at the first failure (later links depend on it).
 """
 
 from __future__ import annotations
@@ -17,11 +19,14 @@ from typing import Any
 
 from exportlake import bootstrap
 from exportlake.adapters.secrets import PLACEHOLDER_CLIENT_ID
+from exportlake.cli import deploychecks
+from exportlake.cli.deploychecks import Broken
 from exportlake.cli.errors import explain, secret_hint, where
 from exportlake.cli.exitcodes import ExitCode, checks_exit
 from exportlake.domain.errors import ConfigError
 from exportlake.domain.models import ResultRef, ResultState
 from exportlake.domain.timefmt import utc_now
+from exportlake.domain.wording import describe
 
 
 @dataclass
@@ -43,15 +48,9 @@ class _State:
     exports: list[Any] = field(default_factory=list)
     newest: list[ResultRef] = field(default_factory=list)
     url: str = ""
-
-
-class Broken(Exception):
-    """A check failed: ``detail`` and ``fix`` say why and what to do."""
-
-    def __init__(self, detail: str, fix: str = ""):
-        super().__init__(detail)
-        self.detail = detail
-        self.fix = fix
+    #: The deployed stack (``--stack``/``EXPORTLAKE_STACK``) and its outputs, when named.
+    stack: str = ""
+    outputs: dict[str, str] = field(default_factory=dict)
 
 
 def _endpoint() -> str:
@@ -227,7 +226,7 @@ def check_resources(state: _State, clients: Callable[[str], Any]) -> str:
             probe()
         except Exception as exc:
             fix = "run `exportlake provision`" if _endpoint() else "deploy the stack; check the names it output"
-            code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", "")) or type(exc).__name__
+            code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", "")) or describe(exc)
             raise Broken(f"{what} is not reachable {where()} ({code})", fix) from None
     return "bucket, ledger, queue, topic, database and privacy salt reachable"
 
@@ -275,7 +274,11 @@ def _hours(delta: timedelta) -> str:
 CHECKS: tuple[tuple[str, Callable[[_State, Callable[[str], Any]], str]], ...] = (
     ("settings", check_settings),
     ("aws", check_aws),
+    ("bootstrap", deploychecks.check_bootstrap),
+    ("stack", deploychecks.check_stack),
+    ("lake formation", deploychecks.check_lake_formation),
     ("secret", check_secret),
+    ("secret key", deploychecks.check_secret_key),
     ("token", check_token),
     ("exports", check_exports),
     ("newest results", check_newest),
@@ -283,12 +286,13 @@ CHECKS: tuple[tuple[str, Callable[[_State, Callable[[str], Any]], str]], ...] = 
     ("allowlist", check_allowlist),
     ("resources", check_resources),
     ("expiry", check_expiry),
+    ("alarms", deploychecks.check_alarms),
 )
 
 
-def run(clients: Callable[[str], Any], only: tuple[str, ...] = ()) -> Iterator[Check]:
+def run(clients: Callable[[str], Any], only: tuple[str, ...] = (), stack: str = "") -> Iterator[Check]:
     """Run the checks in order (or only those named), yielding each outcome; stop after the first broken one."""
-    state = _State()
+    state = _State(stack=stack)
     for name, check in CHECKS:
         if only and name not in only:
             continue
@@ -310,7 +314,7 @@ def as_json(checks: list[Check]) -> str:
 def cmd_doctor(args: argparse.Namespace) -> ExitCode:
     """Check every link in order; exit 1 at the first broken one."""
     checks = []
-    for check in run(bootstrap.client):
+    for check in run(bootstrap.client, stack=getattr(args, "stack", None) or ""):
         checks.append(check)
         if not getattr(args, "json", False):
             mark = "ok  " if check.ok else "FAIL"

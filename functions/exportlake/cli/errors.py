@@ -10,7 +10,16 @@ import os
 from dataclasses import dataclass
 
 from exportlake.cli.exitcodes import ExitCode
-from exportlake.domain.errors import AuthError, ConfigError, ExportlakeError
+from exportlake.domain import wording
+from exportlake.domain.errors import (
+    AuthError,
+    ConfigError,
+    DocumentError,
+    ExportlakeError,
+    GatewayError,
+    TransientError,
+    ValidationError,
+)
 
 USAGE, FAILED = ExitCode.USAGE, ExitCode.FAILED
 
@@ -90,23 +99,27 @@ def explain(exc: BaseException) -> Explained:  # noqa: PLR0911 - one return per 
         if isinstance(exc, bx.ClientError):
             return _client_error(exc)
         if isinstance(exc, bx.BotoCoreError):
-            return Explained(f"AWS: {exc}", FAILED)
+            return Explained(f"AWS: {wording.words(str(exc))}", FAILED)
     if isinstance(exc, ConfigError):
         return Explained(str(exc), USAGE)
+    gateway = os.environ.get("EXPORTLAKE_GATEWAY_URL", "").strip()
     if isinstance(exc, AuthError):
-        return Explained(f"{exc}: check client_id/client_secret in the secret (exportlake doctor)", USAGE)
+        # The same fix as the sync.failed notice's (one source: exportlake.domain.wording).
+        return Explained(wording.run_failure(exc, gateway) + " (exportlake doctor)", USAGE)
+    if isinstance(exc, DocumentError | ValidationError):
+        text = wording.describe(exc)
+        return Explained(f"{text}: {wording.NO_RETRY}; report it to {wording.REPORT_TO}", FAILED)
+    if isinstance(exc, TransientError | GatewayError):
+        return Explained(wording.run_failure(exc, gateway), FAILED)
     if isinstance(exc, ExportlakeError):
-        return Explained(str(exc), FAILED)
+        return Explained(wording.describe(exc), FAILED)
     module = type(exc).__module__ or ""
     if "duckdb" in module:  # the classes live in the C module ``_duckdb``
         first = (str(exc).strip().splitlines() or [""])[0]
         return Explained(f"query failed: {first} (check the SQL; `exportlake query --help`)", USAGE)
     if module.startswith(("requests", "urllib3")):
-        return Explained(f"cannot reach the gateway: {type(exc).__name__} (check EXPORTLAKE_GATEWAY_URL)", FAILED)
-    text = str(exc).strip().splitlines()
-    return Explained(
-        f"{type(exc).__name__}: {text[0] if text else 'unexpected error'} (run with -v for details)", FAILED
-    )
+        return Explained(wording.run_failure(exc, gateway), FAILED)
+    return Explained(f"unexpected failure: {wording.describe(exc)} (run with -v for the details)", FAILED)
 
 
 def _client_error(exc: BaseException) -> Explained:
@@ -128,6 +141,12 @@ def _client_error(exc: BaseException) -> Explained:
             secret = os.environ.get("EXPORTLAKE_SECRET_ID", "?")
             return Explained(f"the secret {secret} does not exist {where()}: {secret_hint(secret)}", USAGE)
         return Explained(f"the {what} does not exist {where()} ({operation}: {code}): {_provision_hint()}", USAGE)
+    if code in _DENIED and "KMS" in message:  # a secret under a key this identity may not decrypt with
+        return Explained(
+            f"AWS refused {operation} ({code}): {message}; the identity needs kms:Decrypt on the secret's key "
+            "(deployed functions: existingSecretKmsKeyArn, docs/deploy.md#3-the-secret-and-its-key)",
+            USAGE,
+        )
     if code in _DENIED:
         return Explained(
             f"AWS refused {operation} ({code}): check the credentials and their permissions {where()}", USAGE

@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -112,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     status = add("status", "per export: newest result, newest copied, lag, rows, states, next expiry")
     status.set_defaults(func=cmd_status)
     doctor = add("doctor", "check settings → AWS → secret → token → exports → download → resources → expiry")
+    doctor.add_argument("--stack", metavar="NAME", help="also check this deployed stack (default: EXPORTLAKE_STACK)")
     doctor.set_defaults(func=cmd_doctor)
     verify = add("verify", "re-read landed results: raw, Parquet parts, manifest, partition and ledger agree")
     verify.add_argument("--export", metavar="NAME")
@@ -180,6 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     verbose = bool(getattr(args, "verbose", False))  # SUPPRESS: absent unless given
     quiet_powertools(verbose)
+    if not verbose:  # a library's warning (Powertools' "No application metrics to publish"…) is no user message
+        warnings.simplefilter("ignore")
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
     from exportlake.cli.errors import explain
 

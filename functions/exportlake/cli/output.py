@@ -6,7 +6,7 @@ import csv
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 #: Rows printed by default; ``--limit N`` changes it, ``--all`` lifts it.
@@ -28,15 +28,24 @@ def render(
     notes: Sequence[str] = (),
     out: TextIO | None = None,
     err: TextIO | None = None,
+    read: Mapping[str, Any] | None = None,
 ) -> None:
-    """Print ``rows``; notes (truncation, bytes scanned, cost) go to stderr for JSON/CSV so stdout stays data."""
+    """Print ``rows``; notes (truncation, bytes scanned, cost) go to stderr for JSON/CSV so stdout stays data.
+
+    With ``read`` (what the query read: engine, files, bytes), JSON is one object:
+    ``{"columns": [...], "rows": [{...}], "truncated": bool, "read": {...}}``; without it, the list of rows.
+    """
     out = out or sys.stdout
     err = err or sys.stderr
     notes = list(notes)
     if truncated:
         notes.insert(0, f"showing the first {len(rows)} rows (--limit N or --all for more)")
     if fmt == "json":
-        out.write(json.dumps([{c: _plain(v) for c, v in zip(columns, r, strict=True)} for r in rows], indent=1) + "\n")
+        listed = [{c: _plain(v) for c, v in zip(columns, r, strict=True)} for r in rows]
+        document: Any = listed
+        if read is not None:
+            document = {"columns": list(columns), "rows": listed, "truncated": truncated, "read": dict(read)}
+        out.write(json.dumps(document, indent=1) + "\n")
     elif fmt == "csv":
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(columns)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from exportlake.domain import wording
 from exportlake.domain.ports import LedgerEntry
 
 
@@ -211,7 +212,8 @@ def render_lines(data: dict[str, Any]) -> list[str]:
     ]
     if data["planner_error"]:
         lines.append(f"planner: {data['planner_error']}")
-    lines += [f"failed: {f['export']} {f['result_id']}: {f['error']}" for f in data["failed"]]
+    # In words even for reasons recorded by earlier versions (class names, codec messages).
+    lines += [f"failed: {f['export']} {f['result_id']}: {wording.words(f['error'])}" for f in data["failed"]]
     lines += [f"expired: {e['export']} {e['result_id']}" for e in data["expired"]]
     lines += [f"pending: {p['export']} {p['result_id']}" for p in data["pending"]]
     if data["recovered"]:
@@ -224,7 +226,8 @@ def render_lines(data: dict[str, Any]) -> list[str]:
     if older:
         names = sorted({f["export"] for f in older})
         lines.append(f"still failed from earlier runs: {len(older)} results ({', '.join(names)})")
-    if data["failed"] or older:
+    # A retry is offered only for what a retry can fix (a malformed document's reason says where to report it).
+    if any(wording.NO_RETRY not in str(f.get("error", "")) for f in [*data["failed"], *older]):
         lines.append("fix the cause (exportlake doctor), then retry: exportlake sync --retry-failed")
     return lines
 

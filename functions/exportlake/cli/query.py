@@ -41,11 +41,20 @@ def cmd_query(args: argparse.Namespace) -> ExitCode:
         if not (workgroup and database):
             raise ExportlakeError(f"stack {args.stack_name!r} has no AthenaWorkGroup/GlueDatabase outputs")
         result = AthenaQuery(bootstrap.client("athena"), workgroup, database).run(args.sql, limit)
+        read = {
+            "engine": "athena",
+            "files": None,  # Athena reports bytes scanned, not files
+            "bytes": result.bytes_scanned,
+            "query_id": result.query_id,
+            "workgroup": workgroup,
+            "cost_usd": round(result.cost_usd, 6),
+            "engine_ms": result.engine_ms,
+        }
         notes = [
-            f"athena {result.query_id} in {workgroup}: {result.bytes_scanned:,} bytes scanned, "
-            f"~${result.cost_usd:.6f}, {result.engine_ms} ms"
+            f"athena {result.query_id} in {workgroup}: {result.bytes_scanned:,} bytes scanned (files: not reported "
+            f"by Athena), ~${result.cost_usd:.6f}, {result.engine_ms} ms"
         ]
-        render(result.columns, result.rows, fmt=fmt, title="athena", truncated=result.truncated, notes=notes)
+        render(result.columns, result.rows, fmt=fmt, title="athena", truncated=result.truncated, notes=notes, read=read)
         return ExitCode.OK
     import duckdb
 
@@ -56,5 +65,12 @@ def cmd_query(args: argparse.Namespace) -> ExitCode:
         columns, rows, truncated = lake.query_capped(args.sql, limit)
     except duckdb.Error as exc:
         raise ConfigError(f"query failed: {describe_error(exc)}") from None
-    render(columns, rows, fmt=fmt, title="query", truncated=truncated)
+    scan = lake.last_scan
+    read = {"engine": "duckdb", "files": scan.files, "bytes": scan.bytes}
+    notes = [f"read {_count(scan.files, 'file')}, {scan.bytes:,} bytes (local DuckDB over the mirrored lake)"]
+    render(columns, rows, fmt=fmt, title="query", truncated=truncated, notes=notes, read=read)
     return ExitCode.OK
+
+
+def _count(n: int | None, what: str) -> str:
+    return f"{n:,} {what}{'' if n == 1 else 's'}" if n is not None else f"? {what}s"

@@ -74,10 +74,13 @@ def cmd_sync(args: argparse.Namespace) -> ExitCode:
     if as_json:
         print(progress.to_json(data))
     else:
+        from rich.text import Text
+
         out = console()
         for line in progress.render_lines(data):
             style = "red" if line.startswith(("failed", "planner", "still failed", "expired")) else ""
-            out.print(f"[{style}]{line}[/{style}]" if style else line, highlight=False, markup=bool(style))
+            # Text, not markup: a reason may hold brackets; soft_wrap: one line stays one line (a pipe, a log).
+            out.print(Text(line, style=style), highlight=False, soft_wrap=True)
     code = sync_exit(data, dry_run=dry_run)
     if code == ExitCode.HELD:
         print(

@@ -18,6 +18,7 @@ from typing import Any
 from exportlake import bootstrap
 from exportlake.cli.doctor import preflight
 from exportlake.cli.exitcodes import ExitCode, checks_exit
+from exportlake.domain import wording
 from exportlake.domain.models import ResultState
 from exportlake.domain.naming import manifest_key, parse_timestamp, partition_values
 from exportlake.domain.ports import LedgerEntry
@@ -88,7 +89,7 @@ def check(s3: Any, catalog: Any, entry: LedgerEntry, bucket: str) -> Verdict:
             s3.get_object(Bucket=bucket, Key=manifest_key(entry.export_name, entry.result_id))["Body"].read()
         )
     except Exception as exc:
-        problems.append(f"manifest unreadable: {type(exc).__name__}")
+        problems.append(f"manifest unreadable: {wording.describe(exc)}")
         return verdict
     rows = int(manifest.get("rows", -1))
     location = str(manifest.get("location", ""))
@@ -112,7 +113,7 @@ def check(s3: Any, catalog: Any, entry: LedgerEntry, bucket: str) -> Verdict:
             if unpacked != int(raw.get("json_bytes", -1)) or sha != raw.get("sha256"):
                 problems.append("raw JSON does not match the manifest's SHA-256/length")
     except Exception as exc:
-        problems.append(f"raw archive unreadable: {type(exc).__name__}")
+        problems.append(f"raw archive unreadable: {wording.describe(exc)}")
     part_rows = 0
     for part in manifest.get("parts", []):
         key = str(part.get("key", ""))
@@ -125,7 +126,7 @@ def check(s3: Any, catalog: Any, entry: LedgerEntry, bucket: str) -> Verdict:
                 problems.append(f"part {key.rsplit('/', 1)[-1]} holds {counted} rows, manifest says {part.get('rows')}")
             part_rows += counted
         except Exception as exc:
-            problems.append(f"part {key} unreadable: {type(exc).__name__}")
+            problems.append(f"part {key} unreadable: {wording.describe(exc)}")
     if part_rows != rows:
         problems.append(f"parts hold {part_rows} rows, manifest says {rows}")
     table = str(manifest.get("table", entry.table))

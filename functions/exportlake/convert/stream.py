@@ -25,6 +25,7 @@ from exportlake.domain.location import ResultLocation
 from exportlake.domain.manifest import ManifestPart
 from exportlake.domain.naming import validate_table_name
 from exportlake.domain.ports import Conversion, LakeStore, Progress, Sink
+from exportlake.domain.schemas import RESERVED_COLUMNS, column_for_field
 
 #: Rows per Parquet row group: the writer holds a row group's encoding state, so this sets a share of the peak RSS
 #: (in-process, 1M/5M win_info records: 131/135 MB with 65,536 rows, 126/130 MB with 49,152, at the same CPU).
@@ -106,6 +107,20 @@ def _ids_of(batches: Iterator[Any], ids: dict[str, set[str]]) -> Iterator[Any]:
         yield batch
 
 
+def _renamed(batches: Iterator[Any], stream: RecordStream) -> Iterator[Any]:
+    """Pass batches on, a field named like a partition key or ``bad_values`` renamed (``schemas.column_for_field``).
+
+    The Parquet column carries the renamed name, so the Glue column and the file agree (Athena reads by name).
+    """
+    reserved = frozenset(RESERVED_COLUMNS)
+    for batch in batches:
+        names = batch.schema.names
+        if reserved.isdisjoint(names):
+            yield batch
+        else:
+            yield batch.rename_columns([column_for_field(n, stream.fields) for n in names])
+
+
 def _watch(chunks: Iterator[bytes], raw: _Checked) -> Iterator[bytes]:
     """Pass chunks on, stopping at the first error the raw archive's writer thread hit."""
     for chunk in chunks:
@@ -171,6 +186,7 @@ class StreamConverter:
             batches = stream.batches() if progress is None else _told(stream.batches(), stream, progress)
             ids: dict[str, set[str]] = {}
             batches = _ids_of(batches, ids)
+            batches = _renamed(batches, stream)
             infos = write_parquet(batches, open_part, background=False, row_group_rows=self._row_group_rows)
             if raw_sink is not None:
                 gz.close()
@@ -186,7 +202,7 @@ class StreamConverter:
                 rows=stream.records,
                 bytes_in=stream.bytes_read,
                 sha256=stream.sha256,
-                fields=tuple(stream.fields),
+                fields=tuple(column_for_field(f, stream.fields) for f in stream.fields),
                 parts=parts,
                 raw_gzip_bytes=raw_sink.size if raw_sink is not None else 0,
                 person_ids={col: frozenset(values) for col, values in ids.items()},

@@ -60,11 +60,7 @@ class StrictDecoding:
             raise _BadRangeError(exc) from None
         except RecursionError:
             raise self._too_deep() from None
-        new = [k for k in dict.fromkeys(k for r in recs for k in r) if k not in self._known]
-        if new:
-            self._known.update(new)
-            self._order.extend(new)
-            self._rebuild()
+        self._learn(recs)
         raws: list[dict[str, msgspec.Raw]] | None = None
         cols: list[list[str | None]] = []
         for name in self._order:
@@ -79,6 +75,14 @@ class StrictDecoding:
             cols.append(col)
         return len(recs), cols
 
+    def _learn(self, records: list[dict[str, Any]] | list[dict[str, msgspec.Raw]]) -> None:
+        """Append fields not seen before to the column order (in first-seen order) and rebuild the decoders."""
+        new = [k for k in dict.fromkeys(k for r in records for k in r) if k not in self._known]
+        if new:
+            self._known.update(new)
+            self._order.extend(new)
+            self._rebuild()
+
     def _decode_raw(self, view: memoryview) -> tuple[int, Columns]:
         """Decode without converting values: strings as strings, null as None, anything else as its JSON text."""
         try:
@@ -87,11 +91,7 @@ class StrictDecoding:
             raise _BadRangeError(exc) from None
         except RecursionError:
             raise self._too_deep() from None
-        new = [k for k in dict.fromkeys(k for r in raws for k in r) if k not in self._known]
-        if new:
-            self._known.update(new)
-            self._order.extend(new)
-            self._rebuild()
+        self._learn(raws)
         cols: list[list[str | None]] = []
         for name in self._order:
             col: list[str | None] = []

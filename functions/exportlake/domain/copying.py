@@ -1,7 +1,8 @@
 """The copy service: one result per job, into the lake exactly once, over ports (stdlib only).
 
 Order of visible effects, each idempotent so a crash anywhere is completed or replaced by a re-run:
-parts and raw original (invisible: no partition yet) → manifest → Glue partition → ledger ``copied`` → SNS.
+parts and raw original (invisible: no partition yet) → manifest → Glue partition → latest-result pointer
+(``domain.latest``) → ledger ``copied`` → SNS.
 Every step after the download runs under a short copy lease renewed by a heartbeat (``domain.lease``) and is
 taken only after checking the lease is still held, so a copier that lost it (paused, partitioned) stops before
 it can make anything visible, and a killed copier's lease lapses in seconds.
@@ -14,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Protocol
 
-from exportlake.domain import metricnames, notices
+from exportlake.domain import latest, metricnames, notices, wording
 from exportlake.domain.errors import (
     DocumentError,
     DownloadExpired,
@@ -91,6 +92,8 @@ class CopyService:
         self._progress = progress
         #: Writes each result's id index and keeps suppressed persons out (``domain.erasing``); None: neither.
         self._privacy = privacy
+        #: Latest-result pointers this copier read or wrote (``domain.latest.advance``: fewer S3 requests when warm).
+        self._pointers: latest.Known = {}
 
     # -- entry points -----------------------------------------------------------------------------------------
     def copy(self, job: CopyJob) -> CopyOutcome | None:
@@ -134,7 +137,7 @@ class CopyService:
         except BaseException as exc:
             lease.release()
             if not isinstance(exc, LeaseLost):  # a lost lease is not ours to give back
-                self._ledger.end_attempt(job, owner, f"{type(exc).__name__}: {exc}")
+                self._ledger.end_attempt(job, owner, wording.describe(exc))
             raise
         lease.release()
         # Even when another call made the transition (a retried write whose first answer was lost), the
@@ -243,6 +246,7 @@ class CopyService:
         manifest = self._suppress(manifest, lease)
         lease.confirm()
         self._catalog.register_partition(place.table, place.values, manifest.location, columns)
+        latest.advance(self._store, latest.Pointer.of(manifest), self._pointers)  # after the partition, never before
         return self._outcome(manifest, diff)
 
     def _resume(self, job: CopyJob, manifest: Manifest, lease: Lease) -> CopyOutcome | None:
@@ -264,6 +268,7 @@ class CopyService:
         manifest = self._suppress(manifest, lease)
         lease.confirm()
         self._catalog.register_partition(place.table, place.values, manifest.location, columns)
+        latest.advance(self._store, latest.Pointer.of(manifest), self._pointers)  # after the partition, never before
         return self._outcome(manifest, manifest.schema_diff)
 
     def _suppress(self, manifest: Manifest, lease: Lease) -> Manifest:

@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 
 from exportlake.domain.errors import ValidationError
-from exportlake.domain.schemas import MANIFESTS_PREFIX, RAW_PREFIX, TABLES_PREFIX, is_valid_name
+from exportlake.domain.schemas import LATEST_TABLE, MANIFESTS_PREFIX, RAW_PREFIX, TABLES_PREFIX, is_valid_name
 
 # system_name as the API shows it ("win-info"); it becomes an S3 key segment, a partition value and a URL path
 # segment, so only a conservative alphabet passes.
@@ -33,6 +33,8 @@ def validate_table_name(value: object) -> str:
     """The document's top-level key as a table name; raise ``ValidationError`` if unsafe."""
     if not isinstance(value, str) or not is_valid_name(value):
         raise ValidationError(f"export key {value!r} cannot name a table (lowercase letters, digits, '_')")
+    if value == LATEST_TABLE:
+        raise ValidationError(f"export key {value!r} cannot name a table: it is the lake's latest-result table")
     return value
 
 

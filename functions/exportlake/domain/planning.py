@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from exportlake.domain import metricnames, notices
+from exportlake.domain import metricnames, notices, wording
 from exportlake.domain.errors import (
     AuthError,
     ConfigError,
@@ -171,7 +171,7 @@ class PlanRequest:
 def run_failure_cause(exc: BaseException) -> tuple[str, str]:
     """(cause, fix) of a run-level failure, for ``sync.failed`` (the cause is also its dedup key)."""
     if isinstance(exc, AuthError):
-        return "credentials", "check client_id/client_secret in the secret and the automated-exports-view role"
+        return "credentials", wording.CREDENTIALS_FIX  # the CLI's one-line error says the same
     if isinstance(exc, ConfigError):
         return "configuration", "fix the setting named in the error"
     if isinstance(exc, TransientError | GatewayError):
@@ -355,7 +355,7 @@ class Planner:
             resend_before = to_text(now - RUN_ALERT_REPEAT)
             if self._ledger.claim_alert(RUN_ALERT_KEY, cause, resend_before=resend_before):
                 try:
-                    notices.sync_failed(self._notifier, cause, f"{type(exc).__name__}: {exc}", fix)
+                    notices.sync_failed(self._notifier, cause, wording.describe(exc), fix)
                 except Exception:
                     self._ledger.release_alert(RUN_ALERT_KEY)
                     raise

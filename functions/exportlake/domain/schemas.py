@@ -11,10 +11,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 #: Partition keys of every export table, in order. Each result is its own partition, so registering the
 #: partition is the single step that makes a whole result visible to Athena (and never half of it).
 PARTITION_KEYS: tuple[str, ...] = ("export_name", "created_date", "result_id")
+
+#: The companion column of every typed view: how many of the row's values did not parse.
+BAD_VALUES_COLUMN = "bad_values"
+#: Names a record field cannot take as a column (a partition key would be a duplicate column that Glue and Athena
+#: refuse; ``bad_values`` is the typed views' own). Such a field lands renamed: see ``column_for_field``.
+RESERVED_COLUMNS: tuple[str, ...] = (*PARTITION_KEYS, BAD_VALUES_COLUMN)
+#: What a reserved field name is prefixed with (again while the name is taken).
+RENAMED_FIELD_PREFIX = "field_"
 
 #: S3 layout, relative to the lake bucket. Only ``TABLES_PREFIX`` holds data Athena reads; raw originals and
 #: manifests sit beside it so a table location never sees them.
@@ -22,6 +31,8 @@ TABLES_PREFIX = "lake"
 RAW_PREFIX = "raw"
 MANIFESTS_PREFIX = "manifests"
 ATHENA_RESULTS_PREFIX = "athena-results"
+#: The newest result of each export (``exportlake.domain.latest``): one small JSON object per table and export.
+LATEST_PREFIX = "latest"
 
 #: The Glue table definition every export table shares (runtime adapter and CDK stack both read these).
 PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
@@ -32,6 +43,40 @@ TABLE_PARAMETERS: dict[str, str] = {"classification": "parquet", "parquet.compre
 TABLE_TYPE = "EXTERNAL_TABLE"
 #: Raw columns and partition keys are strings: the table keeps the exact record; the typed view interprets it.
 RAW_COLUMN_TYPE = "string"
+#: The Glue partition index every raw table gets, and the parameter that makes Athena use it: a query filtering on
+#: ``created_date`` then fetches only the matching partitions from Glue instead of listing them all.
+PARTITION_INDEX_NAME = "by_created_date"
+PARTITION_INDEX_KEYS: tuple[str, ...] = ("created_date",)
+PARTITION_FILTERING_PARAMETER = "partition_filtering.enabled"
+#: The raw tables' parameters: the shared ones plus partition filtering (``TABLE_PARAMETERS`` alone is what the
+#: legacy ``AWS::Glue::Table`` resources declared, kept as they were for the two-step upgrade).
+RAW_TABLE_PARAMETERS: dict[str, str] = {**TABLE_PARAMETERS, PARTITION_FILTERING_PARAMETER: "true"}
+
+#: The pointer table: one row per table and export naming its newest result (no partitions, JSON Lines).
+LATEST_TABLE = "latest_results"
+LATEST_COLUMNS: tuple[str, ...] = ("table_name", "export_name", "created_date", "result_id", "created_at")
+JSON_SERDE = "org.openx.data.jsonserde.JsonSerDe"
+TEXT_INPUT = "org.apache.hadoop.mapred.TextInputFormat"
+TEXT_OUTPUT = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
+
+
+def latest_table_input(bucket: str) -> dict[str, Any]:
+    """The Glue ``TableInput`` of ``latest_results`` (the stack declares the same; nothing ever adds a column)."""
+    return {
+        "Name": LATEST_TABLE,
+        "Description": "exportlake: the newest result of each export, per table (read by the <type>_latest views)",
+        "TableType": TABLE_TYPE,
+        "Parameters": {"classification": "json", "EXTERNAL": "TRUE"},
+        "PartitionKeys": [],
+        "StorageDescriptor": {
+            "Columns": [{"Name": c, "Type": RAW_COLUMN_TYPE} for c in LATEST_COLUMNS],
+            "Location": f"s3://{bucket}/{LATEST_PREFIX}/",
+            "InputFormat": TEXT_INPUT,
+            "OutputFormat": TEXT_OUTPUT,
+            "SerdeInfo": {"SerializationLibrary": JSON_SERDE, "Parameters": {"serialization.format": "1"}},
+        },
+    }
+
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,127}$")
 
@@ -222,6 +267,21 @@ EXPORT_TYPES: dict[str, ExportType] = {
         ),
     )
 }
+
+
+def column_for_field(name: str, fields: tuple[str, ...] | list[str] = ()) -> str:
+    """The column a record field lands in: its own name, or for a reserved name ``field_<name>``.
+
+    One rule for every table: a field named like a partition key or ``bad_values`` would be a duplicate column
+    that Glue and Athena refuse, so it is prefixed with ``field_`` (again, while the result's other ``fields`` or
+    the reserved names already hold that name). ``schema.changed`` reports the renamed column.
+    """
+    if name not in RESERVED_COLUMNS:
+        return name
+    column = RENAMED_FIELD_PREFIX + name
+    while column in RESERVED_COLUMNS or column in fields:
+        column = RENAMED_FIELD_PREFIX + column
+    return column
 
 
 def is_valid_name(name: str) -> bool:

@@ -41,6 +41,8 @@ class TableSync:
     columns: tuple[str, ...]
     #: Existing columns the declaration does not name (added by the runtime), kept after the declared ones.
     undeclared: tuple[str, ...] = ()
+    #: What became of the table's ``created_date`` partition index (``added``, ``present``, …; "" if not asked).
+    index: str = ""
 
 
 def _column(raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,8 @@ it Create, Update and Delete requests, which ``handle`` answers through a ``Tabl
 
 - Create / Update: create the table if it is missing, else merge the declaration into it
   (``exportlake.domain.tablemerge``: declared columns first, then every column the runtime added; none dropped).
-  An existing table is adopted, not replaced.
+  An existing table is adopted, not replaced. Either way the table ends with its ``created_date`` partition index
+  (created with the table, or added to an existing one; idempotent).
 - Delete: the resource's removal policy decides. ``retain`` leaves the table; ``destroy`` deletes it; a table that
   is already gone is not an error.
 
@@ -46,7 +47,7 @@ from exportlake.domain.schemas import is_valid_name
 RESOURCE_TYPE = "Custom::ExportlakeTable"
 #: The physical id of a resource whose Create failed: its rollback Delete then leaves every table alone (the failed
 #: Create may have met a table it did not make).
-FAILED_CREATE = "create-failed:"
+FAILED_CREATE = "create-failed:"  # the handler's answer writes it (exportlake.adapters.cfnresponse, stdlib-only)
 #: Glue's limit on a table description.
 MAX_DESCRIPTION = 2048
 #: Longest status reason sent back (the whole response must stay under CloudFormation's 4 KB).
@@ -160,10 +161,17 @@ class Outcome:
 
 #: ``(database, bucket) → TableCatalog`` (the resource's properties name both).
 CatalogFor = Callable[[str, str], TableCatalog]
+#: ``(database, bucket) → (table → latest-result pointers written)``: the upgrade backfill of ``domain.latest``.
+BackfillFor = Callable[[str, str], Callable[[str], int]]
 
 
-def handle(event: Mapping[str, Any], catalog_for: CatalogFor) -> Outcome:
-    """Answer one CloudFormation request; raises (to be reported as FAILED) on any problem."""
+def handle(event: Mapping[str, Any], catalog_for: CatalogFor, backfill_for: BackfillFor | None = None) -> Outcome:
+    """Answer one CloudFormation request; raises (to be reported as FAILED) on any problem.
+
+    With ``backfill_for``, a Create or Update also gives every export of the table that has no latest-result pointer
+    one (a lake copied before pointers existed); a failure there is reported in the summary, never fails the deploy
+    (each export's pointer also comes with its next copied result).
+    """
     kind = event.get("RequestType")
     if kind in ("Create", "Update"):
         declared = TableDeclaration.from_properties(event.get("ResourceProperties") or {})
@@ -173,6 +181,15 @@ def handle(event: Mapping[str, Any], catalog_for: CatalogFor) -> Outcome:
         summary = f"table {declared.physical_id} {sync.action}: {len(sync.columns)} columns"
         if sync.undeclared:
             summary += f", kept undeclared {', '.join(sync.undeclared)}"
+        if sync.index:
+            summary += f", partition index {sync.index}"
+        backfilled = ""
+        if backfill_for is not None:
+            try:
+                backfilled = str(backfill_for(declared.database, declared.bucket)(declared.table))
+                summary += f", {backfilled} latest-result pointers backfilled"
+            except Exception as exc:  # reported, not fatal: the next result writes the pointer
+                summary += f", latest-result backfill skipped ({type(exc).__name__}: {exc})"
         previous = event.get("PhysicalResourceId")
         if kind == "Update" and previous and previous != declared.physical_id:
             summary += f"; {previous} is now deleted or retained by CloudFormation per its removal policy"
@@ -181,6 +198,8 @@ def handle(event: Mapping[str, Any], catalog_for: CatalogFor) -> Outcome:
             "Action": sync.action,
             "Columns": str(len(sync.columns)),
             "UndeclaredColumns": ",".join(sync.undeclared)[:MAX_REASON],
+            "PartitionIndex": sync.index[:MAX_REASON],
+            "PointersBackfilled": backfilled,
         }
         return Outcome(declared.physical_id, data, summary)
     if kind == "Delete":
@@ -195,26 +214,3 @@ def handle(event: Mapping[str, Any], catalog_for: CatalogFor) -> Outcome:
         dropped = catalog_for(database, "").drop_table(table)
         return Outcome(current, {}, f"table {current} {'deleted' if dropped else 'was already gone'}")
     raise ValidationError(f"unknown RequestType {kind!r}")
-
-
-def failure_physical_id(event: Mapping[str, Any]) -> str:
-    """The physical id of a FAILED response: the resource's own, or for a failed Create a marker naming no table."""
-    if event.get("RequestType") == "Create" or not event.get("PhysicalResourceId"):
-        return f"{FAILED_CREATE}{event.get('LogicalResourceId', '')}:{event.get('RequestId', '')}"
-    return str(event["PhysicalResourceId"])
-
-
-def response(
-    event: Mapping[str, Any], *, ok: bool, reason: str, physical: str, data: Mapping[str, str] | None = None
-) -> dict[str, Any]:
-    """The body CloudFormation expects at the request's ResponseURL."""
-    return {
-        "Status": "SUCCESS" if ok else "FAILED",
-        "Reason": reason[:MAX_REASON],
-        "PhysicalResourceId": physical,
-        "StackId": event.get("StackId", ""),
-        "RequestId": event.get("RequestId", ""),
-        "LogicalResourceId": event.get("LogicalResourceId", ""),
-        "NoEcho": False,
-        "Data": dict(data or {}),
-    }

@@ -8,6 +8,12 @@ the deployed text resolves the same on both engines.
 Typing rules (see docs/analytics.md): a value that does not have its kind's shape becomes NULL in the typed view
 and is counted in the row's ``bad_values`` column (and per column by the ``BadValues`` saved query); an empty
 string in a typed column is "no value" (NULL, not counted); text columns keep empty strings and NULLs apart.
+Typed timestamps are truncated to milliseconds on both engines (Athena's precision).
+
+Trino rules every statement keeps (checked by tests/local/test_trino_dialect.py with sqlglot): only functions both
+engines have (or DuckDB macros supply), every join has an equality key (a range becomes days, see
+``ParticipantsAndWinsPerCampaign``), and the newest result is reached through ``latest_results`` joined on the plain
+partition columns, so Trino's dynamic filtering prunes every other partition.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from exportlake.domain.schemas import (
+    BAD_VALUES_COLUMN,
     EXPORT_TYPES,
+    LATEST_TABLE,
     PARTITION_KEYS,
     ExportType,
     Field,
@@ -26,9 +34,6 @@ from exportlake.domain.schemas import (
     ValueKind,
     is_valid_name,
 )
-
-#: The companion column of every typed view: how many of the row's values did not parse.
-BAD_VALUES_COLUMN = "bad_values"
 
 #: The three date shapes the API sends, as (regular expression, how to parse it). Both engines evaluate the same
 #: expression; the shape is checked first so a value never reaches a parser that would guess.
@@ -77,7 +82,8 @@ def typed_expression(field: Field, source: str = "") -> str:
     branches = " ".join(
         f"WHEN regexp_like({c}, '{shape}') THEN {parse.format(c=c)}" for _, shape, parse in TIMESTAMP_SHAPES
     )
-    return f"CASE {branches} END"
+    # Athena's timestamps hold milliseconds, DuckDB's microseconds: truncate, so both give the same instant.
+    return f"date_trunc('millisecond', CASE {branches} END)"
 
 
 def bad_value_condition(field: Field, source: str = "") -> str:
@@ -94,6 +100,8 @@ def _check(database: str, export_type: ExportType) -> None:
     names = (*export_type.columns, *PARTITION_KEYS, BAD_VALUES_COLUMN)
     if len(set(names)) != len(names):
         raise ValueError(f"{export_type.key}: a field collides with a partition key or {BAD_VALUES_COLUMN!r}")
+    if export_type.key == LATEST_TABLE:
+        raise ValueError(f"{export_type.key}: the name of the pointer table cannot name an export type")
     for name in (database, export_type.key, export_type.typed_view, export_type.latest_view, *names):
         _q(name)
 
@@ -154,18 +162,20 @@ def typed_view(database: str, export_type: ExportType) -> ViewDefinition:
 def latest_view(database: str, export_type: ExportType) -> ViewDefinition:
     """``<db>.<type>_latest``: the typed rows of each export's newest result only.
 
-    Newest is the latest ``created_date`` (the partitions carry the day only); results of the same day are ordered
-    by ``result_id``, an arbitrary but stable tie-break. It reads the raw table, not the typed view, so the views
-    do not depend on one another.
+    Newest is the one ``latest_results`` names: by the gateway's full ``created_at`` (``result_id`` breaks ties of
+    identical instants only; ``exportlake.domain.latest``). The join is on the plain partition columns with
+    equality and the pointer table is the right (build) side, so Trino's dynamic filtering prunes every other
+    partition and the view reads that result's files only. It reads the raw table, not the typed view, so the
+    views do not depend on one another.
     """
     _check(database, export_type)
     typed = typed_view(database, export_type)
+    on = " AND ".join(f"t.{_q(k)} = l.{_q(k)}" for k in PARTITION_KEYS)
     select = (
         f"SELECT t.*\nFROM ({typed.select}) t\n"
-        "JOIN (SELECT export_name, max(created_date || '/' || result_id) AS newest\n"
-        f"      FROM {_rel(database, export_type.table_name)}\n"
-        "      GROUP BY export_name) n\n"
-        "  ON n.export_name = t.export_name AND n.newest = t.created_date || '/' || t.result_id"
+        f"JOIN {_rel(database, LATEST_TABLE)} l\n"
+        f"  ON {on}\n"
+        f"WHERE l.table_name = '{export_type.table_name}'"
     )
     return ViewDefinition(database, export_type.latest_view, typed.columns, select)
 
@@ -289,47 +299,58 @@ ORDER BY completion_rate DESC, g.game_type""",
             "ParticipantsAndWinsPerCampaign",
             "Per campaign: distinct participants, participations and wins whose participation_date falls in the "
             "campaign's [start, end) window (the records carry no campaign key)",
-            f"""SELECT c.campaign_code,
-       c.campaign_name,
-       count(DISTINCT w.userid) AS participants,
-       count(w.userid) AS participations,
-       coalesce(count_if(w.haswon), 0) AS wins
-FROM {cur("campaign_info")} c
-LEFT JOIN {cur("win_info")} w
-  ON w.participation_date >= c.campaign_start AND w.participation_date < c.campaign_end
-GROUP BY c.campaign_code, c.campaign_name
-ORDER BY participations DESC, c.campaign_code""",
+            _campaigns_sql(cur("campaign_info"), cur("win_info")),
         ),
         SavedQuery(
             "NewConnectionsPerDay",
-            "User-base connections (userid, client_id) by the day of the first result they appear in",
-            f"""SELECT first_seen AS day, count(*) AS new_connections
-FROM (
+            f"User-base connections (userid, client_id) by the day of the first result they appear in, over the "
+            f"results of the last {NEW_CONNECTIONS_DAYS} days (the window's first day is the baseline, not listed)",
+            f"""WITH recent AS (
+  SELECT userid, client_id, created_date
+  FROM {_rel(database, EXPORT_TYPES["user_base_connections"].table_name)}
+  WHERE created_date >= {_days_ago(NEW_CONNECTIONS_DAYS)}
+),
+firsts AS (
   SELECT userid, client_id, min(created_date) AS first_seen
-  FROM {_rel(database, EXPORT_TYPES["user_base_connections"].typed_view)}
+  FROM recent
   GROUP BY userid, client_id
-) firsts
+)
+SELECT first_seen AS day, count(*) AS new_connections
+FROM firsts
+WHERE first_seen > (SELECT min(created_date) FROM recent)
 GROUP BY first_seen
 ORDER BY first_seen""",
         ),
         SavedQuery(
             "BadValues",
-            "Per table and column: values present in the raw table that the typed view could not parse (NULL there)",
+            "Per table and column, in each export's newest result: values present in the raw table that the typed "
+            "view could not parse (NULL there)",
             _bad_values_sql(database),
         ),
         SavedQuery(
             "LatestResultPerExport",
-            "Per table and export: the newest copied result date, how many results and rows the lake holds",
-            "\nUNION ALL\n".join(
-                f"SELECT '{t.key}' AS table_name, export_name, max(created_date) AS latest_created_date,\n"
-                f"       count(DISTINCT result_id) AS results, count(*) AS row_count\n"
-                f"FROM {_rel(database, t.table_name)}\nGROUP BY export_name"
-                for t in EXPORT_TYPES.values()
-            )
-            + "\nORDER BY table_name, export_name",
+            "Per table and export: the newest copied result (day, id, full creation time) and how many results and "
+            "rows the lake holds",
+            _latest_results_sql(database),
         ),
     ]
     return queries
+
+
+#: How many days of user-base snapshots ``NewConnectionsPerDay`` reads: every snapshot of a year would be tens of GB.
+NEW_CONNECTIONS_DAYS = 30
+
+
+def _days_ago(days: int) -> str:
+    """``created_date`` of ``days`` days before today, as the partition's text: a constant Trino folds at planning,
+    so the partition filter prunes statically (and Glue's partition index on ``created_date`` answers it)."""
+    return f"CAST(CAST(current_date - INTERVAL '{int(days)}' DAY AS date) AS varchar)"
+
+
+def _newest_only(database: str, table: str, alias: str) -> str:
+    """The join that keeps ``alias``'s rows of each export's newest result (prunable: equality on partition keys)."""
+    on = " AND ".join(f"{alias}.{_q(k)} = l.{_q(k)}" for k in PARTITION_KEYS)
+    return f"JOIN {_rel(database, LATEST_TABLE)} l\n  ON {on}\nWHERE l.table_name = '{table}'"
 
 
 def _bad_values_sql(database: str) -> str:
@@ -338,11 +359,75 @@ def _bad_values_sql(database: str) -> str:
         for f in _typed_fields(t):
             parts.append(
                 f"SELECT '{t.key}' AS table_name, '{f.name}' AS column_name, '{f.kind.sql_type}' AS type,\n"
-                f"       coalesce(count_if({bad_value_condition(f)}), 0) AS bad_values, count(*) AS row_count\n"
-                f"FROM {_rel(database, t.table_name)}"
+                f"       coalesce(count_if({bad_value_condition(f, 'r')}), 0) AS bad_values, count(*) AS row_count\n"
+                f"FROM {_rel(database, t.table_name)} r\n{_newest_only(database, t.table_name, 'r')}"
             )
     union = "\nUNION ALL\n".join(parts)
     return f"SELECT * FROM (\n{union}\n) b\nORDER BY bad_values DESC, table_name, column_name"
+
+
+def _latest_results_sql(database: str) -> str:
+    """Per table and export: the lake's results and rows, beside the newest result its pointer names."""
+    parts = [
+        f"SELECT '{t.key}' AS table_name, export_name, max(created_date) AS latest_created_date,\n"
+        f"       count(DISTINCT result_id) AS results, count(*) AS row_count\n"
+        f"FROM {_rel(database, t.table_name)}\nGROUP BY export_name"
+        for t in EXPORT_TYPES.values()
+    ]
+    union = "\nUNION ALL\n".join(parts)
+    return (
+        "SELECT h.table_name, h.export_name, h.latest_created_date, l.result_id AS latest_result_id,\n"
+        "       l.created_at AS latest_created_at, h.results, h.row_count\n"
+        f"FROM (\n{union}\n) h\n"
+        f"LEFT JOIN {_rel(database, LATEST_TABLE)} l\n"
+        "  ON l.table_name = h.table_name AND l.export_name = h.export_name\n"
+        "ORDER BY h.table_name, h.export_name"
+    )
+
+
+def _campaigns_sql(campaigns: str, wins: str) -> str:
+    """Participants and wins per campaign, joining participations to campaigns by day (an equality key).
+
+    The records carry no campaign key: a participation belongs to every campaign whose ``[start, end)`` holds its
+    ``participation_date``. A range join has no equality key (Trino would build the whole participation side in
+    memory), so each campaign is expanded into its days (windows longer than ten years count their first day
+    only) and participations join on their day, the range staying as a filter. Participations are the probe
+    side, the campaign days the (small) build side; campaigns without participations still appear (with zeros),
+    and a campaign listed twice counts twice, as a plain range join would. A participation is in no result created
+    before its day (a day of slack for zone-less times), so ``created_date >= first_result_day`` lets Trino's
+    dynamic filter (``>=`` is one it collects) skip the partitions older than the earliest campaign.
+    """
+    return f"""WITH campaign_days AS (
+  SELECT c.campaign_code, c.campaign_name, c.campaign_start, c.campaign_end, d.day,
+         CAST(CAST(c.campaign_start - INTERVAL '1' DAY AS date) AS varchar) AS first_result_day
+  FROM {campaigns} c
+  CROSS JOIN UNNEST(sequence(
+    CAST(c.campaign_start AS date),
+    CASE WHEN c.campaign_end > c.campaign_start AND c.campaign_end <= c.campaign_start + INTERVAL '3660' DAY
+         THEN CAST(c.campaign_end AS date) ELSE CAST(c.campaign_start AS date) END,
+    INTERVAL '1' DAY)) AS d (day)
+),
+hits AS (
+  SELECT cd.campaign_code, cd.campaign_name, w.userid, w.haswon
+  FROM {wins} w
+  JOIN campaign_days cd
+    ON CAST(w.participation_date AS date) = cd.day
+   AND w.participation_date >= cd.campaign_start AND w.participation_date < cd.campaign_end
+   AND w.created_date >= cd.first_result_day
+)
+SELECT campaign_code,
+       campaign_name,
+       count(DISTINCT userid) AS participants,
+       count(userid) AS participations,
+       coalesce(count_if(haswon), 0) AS wins
+FROM (
+  SELECT campaign_code, campaign_name, userid, haswon FROM hits
+  UNION ALL
+  SELECT campaign_code, campaign_name, CAST(NULL AS varchar) AS userid, CAST(NULL AS boolean) AS haswon
+  FROM {campaigns}
+) x
+GROUP BY campaign_code, campaign_name
+ORDER BY participations DESC, campaign_code"""
 
 
 def glue_view_text(view: ViewDefinition) -> str:

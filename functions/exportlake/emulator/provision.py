@@ -13,10 +13,12 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from exportlake.adapters.catalog import GlueCatalog
+from exportlake.adapters.lakestore import S3LakeStore
+from exportlake.domain import latest
 from exportlake.domain.erasure import SALT_BYTES
 from exportlake.domain.errors import ConfigError
 from exportlake.domain.limits import COPIER_TIMEOUT_SECONDS, MAX_RECEIVES
-from exportlake.domain.schemas import EXPORT_TYPES
+from exportlake.domain.schemas import EXPORT_TYPES, LATEST_TABLE
 from exportlake.settings import Settings, queue_name, topic_name
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,9 @@ class MotoServer:
         return f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> MotoServer:
+        from exportlake.emulator import motoglue
+
+        motoglue.install()  # Glue partition indexes, which moto lacks (the server runs in this process)
         self._server.start()
         # moto keeps its state per process, not per server: start from an empty account every time.
         import requests
@@ -122,6 +127,8 @@ def provision(settings: Settings, clients: Any) -> Provisioned:
     catalog.ensure_database()
     for export_type in EXPORT_TYPES.values():  # the deployed stack's merge: added columns survive a re-provision
         catalog.ensure_table(export_type.table_name, export_type.columns, export_type.description)
+    catalog.ensure_latest_table()
+    backfill_latest(catalog, S3LakeStore(s3, settings.bucket))
     return Provisioned(queue_url, dlq_url, topic_arn)
 
 
@@ -137,6 +144,18 @@ def _ensure_salt(secrets: Any, secret_id: str) -> None:
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "ResourceExistsException":
             raise
+
+
+def backfill_latest(catalog: GlueCatalog, store: S3LakeStore) -> int:
+    """Give every export a latest-result pointer it lacks (a lake copied before pointers existed); how many written.
+
+    Reads each table's partitions once and the manifests of each export's newest day only.
+    """
+    written = 0
+    for table in catalog.tables():
+        if table != LATEST_TABLE:
+            written += len(latest.backfill_table(store, table, catalog.partition_values(table)))
+    return written
 
 
 def refuse_real_aws(env: Mapping[str, str], *, real_aws: bool) -> None:

@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from exportlake import bootstrap
+from exportlake.domain import wording
 from exportlake.domain.errors import DocumentError, DownloadRefused, HeldElsewhere, ValidationError
 from exportlake.domain.limits import MAX_RECEIVES
 from exportlake.domain.models import CopyJob
@@ -31,7 +32,7 @@ def copy_one(record: SQSRecord) -> None:
         outcome = service.copy(job)
     except PERMANENT as exc:
         logger.error("copy failed for good", extra={"error": str(exc)})
-        service.fail(job, f"{type(exc).__name__}: {exc}")
+        service.fail(job, wording.copy_failure(exc, job.export_name, job.result_id))
         return
     except HeldElsewhere as exc:  # another live copier is on it: try again later, never "failed"
         logger.info("copy held by another copier", extra={"error": str(exc)})
@@ -39,7 +40,7 @@ def copy_one(record: SQSRecord) -> None:
     except Exception as exc:
         receives = int(record.attributes.approximate_receive_count or 1)
         if receives >= MAX_RECEIVES:
-            service.fail(job, f"{type(exc).__name__}: {exc} (after {receives} attempts)")
+            service.fail(job, wording.copy_failure(exc, job.export_name, job.result_id, attempts=receives))
         logger.warning("copy attempt failed", extra={"error": str(exc), "receives": receives})
         raise
     finally:

@@ -2,7 +2,13 @@
 
 Only what the Glue catalog registers is visible, exactly as in Athena: objects under a prefix whose partition is not
 (yet) registered are never mirrored, so a half-written result stays invisible locally too. DuckDB here has no
-``httpfs``, so the Parquet objects are mirrored into a local cache directory through boto3 and read from there.
+``httpfs``, so the objects are mirrored into a local cache directory through boto3 and read from there.
+
+The mirror is laid out the way Athena sees the table: ``_tables/<table>/<key>=<value>/…/<file>``, the partition
+values taken from Glue (never from the S3 path), and each table is read with ``hive_partitioning``. So DuckDB prunes
+files like Trino prunes partitions: a constant filter, or a join's dynamic filter, on the plain partition columns
+skips every other partition's files. Every query reports what it read (files, bytes), as Athena reports "data
+scanned" (see ``Scan``).
 """
 
 from __future__ import annotations
@@ -18,11 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from exportlake.domain import views as queries
 from exportlake.domain.errors import ValidationError
+from exportlake.query.macros import ATHENA_MACROS
+
+__all__ = ["ATHENA_MACROS", "LakeQuery", "Scan", "check_sql_name", "describe_error"]
 
 logger = logging.getLogger(__name__)
 
@@ -31,77 +39,17 @@ _SQL_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 #: DuckDB expands these in file paths (globs); a mirrored path must never contain them.
 _GLOB_OR_CONTROL = re.compile(r"[*?\[\]{}\\\x00-\x1f\x7f]")
-
-#: Internal schema holding one file → partition values table per view; hidden from user queries by its name.
-_INTERNAL_SCHEMA = "_exportlake"
-#: Column DuckDB adds with each row's source file, joined against the partition table.
-_FILE_COLUMN = "__exportlake_file"
+#: A partition value becomes a ``key=value`` directory that DuckDB parses back: no separators, no globs.
+_PARTITION_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,254}$")
+#: A name no Glue column may take (it was the join column of earlier versions; kept refused).
+_RESERVED_COLUMN = "__exportlake_file"
+_MIRROR_ROOT = "_tables"
 _MANIFEST_NAME = ".exportlake-mirror.json"
 _DOWNLOAD_CHUNK = 1024 * 1024
-
-#: MySQL-style specifiers (Athena's ``date_parse``/``date_format``) → DuckDB strptime/strftime specifiers.
-#: Order matters: ``replace`` runs in sequence, so ``%M`` (month name) is rewritten before ``%i`` becomes ``%M``
-#: (minutes), and the composite ``%T``/``%r`` come last because their output holds ``%M`` and ``%S``.
-_MYSQL_TO_DUCKDB_FORMAT: tuple[tuple[str, str], ...] = (
-    ("%M", "%B"),
-    ("%W", "%A"),
-    ("%i", "%M"),
-    ("%s", "%S"),
-    ("%c", "%-m"),
-    ("%e", "%-d"),
-    ("%k", "%-H"),
-    ("%l", "%-I"),
-    ("%h", "%I"),
-    ("%T", "%H:%M:%S"),
-    ("%r", "%I:%M:%S %p"),
-)
-
-
-def _format_translation(arg: str) -> str:
-    expr = arg
-    for mysql, duck in _MYSQL_TO_DUCKDB_FORMAT:
-        expr = f"replace({expr}, '{mysql}', '{duck}')"
-    return expr
-
-
-#: Athena (Trino) functions DuckDB lacks, as DuckDB macros: name → "(parameters) AS body". Created in this order
-#: (later macros may call earlier ones). Known differences from Athena are noted per entry.
-ATHENA_MACROS: dict[str, str] = {
-    # Helper: translate a MySQL-style format string ('%%' escapes are not special-cased). The format must be a
-    # constant, as DuckDB's strptime requires. The concat(fmt, '') is load-bearing: DuckDB binds a macro body
-    # with NULL for its parameters, and strptime refuses a NULL (non-constant) format unless it folds to ''.
-    "athena_mysql_format": f"(fmt) AS {_format_translation("concat(fmt, '')")}",
-    "date_parse": "(s, fmt) AS strptime(s, athena_mysql_format(fmt))",
-    "date_format": "(ts, fmt) AS strftime(ts, athena_mysql_format(fmt))",
-    # Athena returns timestamp with time zone; this returns the UTC instant as a plain TIMESTAMP, so results
-    # fetch without pytz and compare the same whatever the session time zone.
-    "from_iso8601_timestamp": "(s) AS timezone('UTC', CAST(s AS TIMESTAMPTZ))",
-    "from_iso8601_date": "(s) AS CAST(s AS DATE)",
-    # Athena's regexp_like matches anywhere in the string, as regexp_matches does.
-    "regexp_like": "(s, pattern) AS regexp_matches(s, pattern)",
-    "approx_distinct": "(x) AS approx_count_distinct(x)",
-    "approx_percentile": "(x, p) AS approx_quantile(x, p)",
-    # Athena's date_add(unit, n, ts) and date_diff(unit, a, b) (whole units between a and b, as DuckDB's
-    # date_sub counts them; DuckDB's own date_diff counts boundaries crossed). These shadow DuckDB's built-ins.
-    "date_add": (
-        "(unit, n, ts) AS CASE lower(unit) WHEN 'millisecond' THEN ts + to_milliseconds(n) "
-        "WHEN 'second' THEN ts + to_seconds(n) WHEN 'minute' THEN ts + to_minutes(n) "
-        "WHEN 'hour' THEN ts + to_hours(n) WHEN 'day' THEN ts + to_days(n) WHEN 'week' THEN ts + to_weeks(n) "
-        "WHEN 'month' THEN ts + to_months(n) WHEN 'quarter' THEN ts + to_months(3 * n) "
-        "WHEN 'year' THEN ts + to_years(n) END"
-    ),
-    "date_diff": "(unit, a, b) AS date_sub(lower(unit), a, b)",
-    "to_unixtime": "(ts) AS epoch(ts)",
-    # Athena returns timestamp with time zone (UTC); a plain UTC TIMESTAMP here, as from_iso8601_timestamp.
-    "from_unixtime": "(n) AS make_timestamp(CAST(round(n * 1000000) AS BIGINT))",
-    # Athena's element_at(map, key) is the value (DuckDB's is a list) and element_at(array, i) is 1-based.
-    "element_at": "(c, k) AS c[k]",
-    # Athena yields NULL for invalid JSON, a missing path, JSON null, or an object/array value (not a scalar).
-    "json_extract_scalar": (
-        "(j, path) AS CASE WHEN json_valid(j) AND json_type(j, path) NOT IN ('OBJECT', 'ARRAY', 'NULL') "
-        "THEN json_extract_string(j, path) END"
-    ),
-}
+_DRAIN_ROWS = 10_000
+#: SerDe libraries the local engine reads (the raw tables' Parquet, the pointer table's JSON Lines).
+_PARQUET = "parquet"
+_JSON = "json"
 
 
 def _registry_views(database: str) -> dict[str, str]:
@@ -122,7 +70,7 @@ def describe_error(exc: BaseException) -> str:
 
 def check_sql_name(name: object, what: str) -> str:
     """Return ``name`` if it is a safe SQL identifier (``^[a-z_][a-z0-9_]*$``), else raise ValidationError."""
-    if not isinstance(name, str) or not _SQL_NAME.match(name) or name == _FILE_COLUMN:
+    if not isinstance(name, str) or not _SQL_NAME.match(name) or name == _RESERVED_COLUMN:
         raise ValidationError(f"refusing unsafe {what} name from the Glue catalog: {name!r}")
     return name
 
@@ -137,6 +85,31 @@ def _literal(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class Scan:
+    """What one query read from the lake: files opened and bytes read (Athena's "data scanned")."""
+
+    files: int | None
+    bytes: int
+    engine: str = "duckdb"
+
+
+def scan_of(profile: Mapping[str, Any]) -> Scan:
+    """Files and bytes from a DuckDB JSON profile: every table scan's ``Total Files Read``, the query's I/O."""
+    files = 0
+
+    def walk(node: Mapping[str, Any]) -> None:
+        nonlocal files
+        if node.get("type") == "TABLE_SCAN":
+            files += int(node.get("extra_info", {}).get("Total Files Read", 0) or 0)
+        for child in node.get("children", []):
+            walk(child)
+
+    for operator in profile.get("operator", []):
+        walk(operator)
+    return Scan(files, int(profile.get("io", {}).get("total_bytes_read", 0) or 0))
+
+
+@dataclass(frozen=True)
 class _Partition:
     values: tuple[str, ...]
     bucket: str
@@ -148,9 +121,10 @@ class _Table:
     name: str
     columns: tuple[str, ...]
     partition_keys: tuple[str, ...]
+    kind: str = _PARQUET
     partitions: list[_Partition] = field(default_factory=list)
-    #: (bucket/key, local path, partition values) of every mirrored Parquet part.
-    files: list[tuple[str, str, tuple[str, ...]]] = field(default_factory=list)
+    #: Mirror path (relative to the cache) of every mirrored object of the table.
+    files: list[str] = field(default_factory=list)
 
 
 def _parse_s3_location(location: object, table: str) -> tuple[str, str]:
@@ -163,6 +137,11 @@ def _parse_s3_location(location: object, table: str) -> tuple[str, str]:
     if prefix and not prefix.endswith("/"):
         prefix += "/"
     return bucket, prefix
+
+
+def _kind_of(raw: Mapping[str, Any]) -> str:
+    serde = str(raw.get("StorageDescriptor", {}).get("SerdeInfo", {}).get("SerializationLibrary", ""))
+    return _JSON if "json" in serde.lower() else _PARQUET
 
 
 class LakeQuery:
@@ -192,9 +171,10 @@ class LakeQuery:
         self._cache_dir = Path(cache_dir)
         self._views: set[str] = set()
         self._con = duckdb.connect(":memory:")
+        #: What the last query read (``None`` before the first).
+        self.last_scan: Scan | None = None
         # Athena sessions run in UTC; pin it so timestamps render the same on every machine.
         self._con.execute("SET TimeZone = 'UTC'")
-        self._con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(_INTERNAL_SCHEMA)}")
         self._con.execute(f"CREATE SCHEMA IF NOT EXISTS {self._schema}")
         self._con.execute(f"SET search_path = {_literal(database + ',main')}")
         for name, macro in ATHENA_MACROS.items():
@@ -212,21 +192,36 @@ class LakeQuery:
         return columns, rows
 
     def query_capped(self, sql: str, limit: int | None) -> tuple[list[str], list[tuple[Any, ...]], bool]:
-        """Run ``sql``; return columns, at most ``limit`` rows (all if ``None``) and whether more were left."""
-        cursor = self._con.execute(sql)
-        if cursor.description is None:
-            return [], [], False
-        columns = [d[0] for d in cursor.description]
-        if limit is None:
-            return columns, cursor.fetchall(), False
-        rows = cursor.fetchmany(limit + 1)
-        return columns, rows[:limit], len(rows) > limit
+        """Run ``sql``; return columns, at most ``limit`` rows (all if ``None``) and whether more were left.
+
+        The query always runs to its end (as on Athena), so :attr:`last_scan` tells everything it read.
+        """
+        self._con.execute("PRAGMA enable_profiling = 'no_output'")
+        try:
+            cursor = self._con.execute(sql)
+            if cursor.description is None:  # a statement without a result (e.g. SET): nothing read
+                self.last_scan = Scan(0, 0)
+                return [], [], False
+            columns = [d[0] for d in cursor.description]
+            if limit is None:
+                rows, more = cursor.fetchall(), False
+            else:
+                rows = cursor.fetchmany(limit + 1)
+                more = len(rows) > limit
+                rows = rows[:limit]
+                while cursor.fetchmany(_DRAIN_ROWS):  # rows past the cap are not kept, but are read
+                    pass
+            self.last_scan = scan_of(json.loads(self._con.get_profiling_information(format="json")))
+            return columns, rows, more
+        finally:
+            self._con.execute("PRAGMA disable_profiling")
 
     def refresh(self) -> dict[str, int]:
         """Mirror every registered partition, rebuild one view per Glue table; return table → partition count.
 
         Order matters: new files are mirrored first, views are rebuilt next, and only then are files of
-        deregistered partitions deleted, so no view ever points at a file that is gone.
+        deregistered partitions deleted, so no view ever points at a file that is gone. An unpartitioned table
+        (the pointer table ``latest_results``) counts its location as one partition.
         """
         self._cache_dir.mkdir(parents=True, exist_ok=True)
         manifest = self._load_manifest()
@@ -234,19 +229,18 @@ class LakeQuery:
         wanted: dict[str, dict[str, Any]] = {}
         for table in tables:
             for partition in table.partitions:
-                for obj in self._iter_parquet_objects(partition):
-                    ref = f"{partition.bucket}/{obj['Key']}"
-                    entry = self._mirror(partition.bucket, obj, manifest.get(ref))
-                    wanted[ref] = entry
-                    manifest[ref] = entry
-                    table.files.append((ref, str(self._local_path(partition.bucket, obj["Key"])), partition.values))
+                for obj in self._iter_objects(partition, table.kind):
+                    mirror = self._mirror_path(table, partition, obj["Key"])
+                    entry = self._mirror(partition.bucket, obj, mirror, manifest.get(mirror), table.kind)
+                    wanted[mirror] = entry
+                    manifest[mirror] = entry
+                    table.files.append(mirror)
         # Save before building views: a failure later must not forget what is already on disk.
         self._save_manifest(manifest)
         for table in tables:
             self._create_view(table, wanted)
         for stale in self._views - {t.name for t in tables}:
             self._con.execute(f"DROP VIEW IF EXISTS {self._schema}.{_ident(stale)}")
-            self._con.execute(f"DROP TABLE IF EXISTS {_ident(_INTERNAL_SCHEMA)}.{_ident(stale)}")
         self._views = {t.name for t in tables}
         self._create_derived_views()
         self._prune(manifest, wanted)
@@ -270,51 +264,72 @@ class LakeQuery:
 
     def _iter_glue_tables(self) -> Iterator[Mapping[str, Any]]:
         for page in self._glue.get_paginator("get_tables").paginate(DatabaseName=self._database):
-            yield from page.get("TableList", [])
+            for raw in page.get("TableList", []):
+                if raw.get("TableType") != "VIRTUAL_VIEW":  # Glue views are rebuilt from the registry's text
+                    yield raw
 
     def _load_table(self, raw: Mapping[str, Any]) -> _Table:
         name = check_sql_name(raw.get("Name"), "table")
-        columns = tuple(
-            check_sql_name(c.get("Name"), f"column of {name!r}")
-            for c in raw.get("StorageDescriptor", {}).get("Columns", [])
-        )
+        storage = raw.get("StorageDescriptor", {})
+        columns = tuple(check_sql_name(c.get("Name"), f"column of {name!r}") for c in storage.get("Columns", []))
         keys = tuple(check_sql_name(k.get("Name"), f"partition key of {name!r}") for k in raw.get("PartitionKeys", []))
         names = columns + keys
         if len(set(names)) != len(names):
             raise ValidationError(f"table {name!r} repeats a column name: {list(names)}")
-        table = _Table(name, columns, keys)
+        table = _Table(name, columns, keys, _kind_of(raw))
+        if not keys:
+            bucket, prefix = _parse_s3_location(storage.get("Location"), name)
+            table.partitions.append(_Partition((), bucket, prefix))
+            return table
         paginator = self._glue.get_paginator("get_partitions")
         for page in paginator.paginate(DatabaseName=self._database, TableName=name):
             for part in page.get("Partitions", []):
                 values = tuple(part.get("Values", []))
                 if len(values) != len(keys) or not all(isinstance(v, str) for v in values):
                     raise ValidationError(f"partition of {name!r} has values {values!r} for keys {list(keys)}")
+                bad = [v for v in values if not _PARTITION_VALUE.fullmatch(v)]
+                if bad:
+                    raise ValidationError(f"partition of {name!r} has values unsafe as a local path: {bad!r}")
                 bucket, prefix = _parse_s3_location(part.get("StorageDescriptor", {}).get("Location"), name)
                 table.partitions.append(_Partition(values, bucket, prefix))
         return table
 
     # --- S3 mirror --------------------------------------------------------------------------------------------
 
-    def _iter_parquet_objects(self, partition: _Partition) -> Iterator[Mapping[str, Any]]:
+    def _iter_objects(self, partition: _Partition, kind: str) -> Iterator[Mapping[str, Any]]:
         paginator = self._s3.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=partition.bucket, Prefix=partition.prefix):
             for obj in page.get("Contents", []):
-                if obj["Key"].endswith(".parquet"):
-                    yield obj
+                name = obj["Key"].rsplit("/", 1)[-1]
+                if kind == _PARQUET and not name.endswith(".parquet"):
+                    continue
+                if name.startswith(("_", ".")):  # Athena skips these too
+                    continue
+                yield obj
 
-    def _local_path(self, bucket: str, key: str) -> Path:
-        """Where ``s3://bucket/key`` is mirrored: ``cache_dir/bucket/key``, refusing anything that could escape."""
-        parts = key.split("/")
-        if _GLOB_OR_CONTROL.search(key) or any(p in ("", ".", "..") for p in parts):
+    def _mirror_path(self, table: _Table, partition: _Partition, key: str) -> str:
+        """The object's place in the mirror (relative to the cache): under its table and Glue partition values."""
+        relative = key[len(partition.prefix) :].split("/")
+        if _GLOB_OR_CONTROL.search(key) or any(p in ("", ".", "..") or "=" in p for p in relative):
             raise ValidationError(f"refusing to mirror S3 key {key!r}: unsafe as a local path")
-        path = self._cache_dir.joinpath(bucket, *parts)
+        hive = [f"{k}={v}" for k, v in zip(table.partition_keys, partition.values, strict=True)]
+        return "/".join([_MIRROR_ROOT, table.name, *hive, *relative])
+
+    def _local_path(self, mirror: str) -> Path:
+        """Where a mirror path lives on disk, refusing anything that could escape the cache directory."""
+        parts = mirror.split("/")
+        if _GLOB_OR_CONTROL.search(mirror) or any(p in ("", ".", "..") for p in parts):
+            raise ValidationError(f"refusing mirror path {mirror!r}: unsafe as a local path")
+        path = self._cache_dir.joinpath(*parts)
         if not path.resolve().is_relative_to(self._cache_dir.resolve()):
-            raise ValidationError(f"refusing to mirror S3 key {key!r}: outside the cache directory")
+            raise ValidationError(f"refusing mirror path {mirror!r}: outside the cache directory")
         return path
 
-    def _mirror(self, bucket: str, obj: Mapping[str, Any], known: Mapping[str, Any] | None) -> dict[str, Any]:
+    def _mirror(
+        self, bucket: str, obj: Mapping[str, Any], mirror: str, known: Mapping[str, Any] | None, kind: str
+    ) -> dict[str, Any]:
         """Download one object unless the mirror already holds it with the same ETag and size."""
-        path = self._local_path(bucket, obj["Key"])
+        path = self._local_path(mirror)
         if (
             known is not None
             and known.get("etag") == obj.get("ETag")
@@ -336,21 +351,20 @@ class LakeQuery:
             Path(tmp).unlink(missing_ok=True)
             raise
         # Column names come from the footer once per download, so refresh never re-reads unchanged files.
-        columns = [name.lower() for name in pq.read_schema(path).names]
+        columns = [name.lower() for name in pq.read_schema(path).names] if kind == _PARQUET else []
         # Record what was downloaded (the GET's ETag), not what was listed, in case the object changed in between.
         return {"etag": response.get("ETag"), "size": path.stat().st_size, "columns": columns}
 
     def _prune(self, manifest: dict[str, Any], wanted: Mapping[str, Any]) -> None:
-        for ref in sorted(set(manifest) - set(wanted)):
-            bucket, _, key = ref.partition("/")
+        for mirror in sorted(set(manifest) - set(wanted)):
             try:
-                path = self._local_path(bucket, key)
+                path = self._local_path(mirror)
             except ValidationError:
                 path = None
             if path is not None:
                 path.unlink(missing_ok=True)
                 self._remove_empty_dirs(path.parent)
-            del manifest[ref]
+            del manifest[mirror]
         self._save_manifest(manifest)
 
     def _remove_empty_dirs(self, directory: Path) -> None:
@@ -385,45 +399,35 @@ class LakeQuery:
 
     def _create_view(self, table: _Table, entries: Mapping[str, Mapping[str, Any]]) -> None:
         view = f"{self._schema}.{_ident(table.name)}"
-        internal = f"{_ident(_INTERNAL_SCHEMA)}.{_ident(table.name)}"
+        names = table.columns + table.partition_keys
         if not table.files:
-            nulls = ", ".join(f"CAST(NULL AS VARCHAR) AS {_ident(c)}" for c in table.columns + table.partition_keys)
+            nulls = ", ".join(f"CAST(NULL AS VARCHAR) AS {_ident(c)}" for c in names)
             self._con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT {nulls or '1 AS _empty'} WHERE false")
-            self._con.execute(f"DROP TABLE IF EXISTS {internal}")
             return
-        present = self._columns_present(table, entries)
-        # Partition values travel as data (an Arrow table), never as SQL text.
-        partition_table = pa.table(
-            {
-                _FILE_COLUMN: [path for _, path, _ in table.files],
-                **{key: [values[i] for _, _, values in table.files] for i, key in enumerate(table.partition_keys)},
-            }
-        )
-        self._con.register("_exportlake_partitions", partition_table)
-        try:
-            self._con.execute(f"CREATE OR REPLACE TABLE {internal} AS SELECT * FROM _exportlake_partitions")
-        finally:
-            self._con.unregister("_exportlake_partitions")
-        select = [
-            f"CAST(d.{_ident(c)} AS VARCHAR) AS {_ident(c)}"
-            if c in present
-            else f"CAST(NULL AS VARCHAR) AS {_ident(c)}"
-            for c in table.columns
-        ] + [f"CAST(p.{_ident(k)} AS VARCHAR) AS {_ident(k)}" for k in table.partition_keys]
-        # A part under two overlapping partition locations is read once and joined to each (as Athena would).
-        files = ", ".join(_literal(path) for path in dict.fromkeys(path for _, path, _ in table.files))
-        # hive_partitioning=false: partition columns come from the Glue values joined below, never from paths.
-        self._con.execute(
-            f"CREATE OR REPLACE VIEW {view} AS SELECT {', '.join(select)} "
-            f"FROM read_parquet([{files}], union_by_name = true, hive_partitioning = false, "
-            f"filename = {_literal(_FILE_COLUMN)}) AS d "
-            f"JOIN {internal} AS p ON d.{_ident(_FILE_COLUMN)} = p.{_ident(_FILE_COLUMN)}"
-        )
-
-    @staticmethod
-    def _columns_present(table: _Table, entries: Mapping[str, Mapping[str, Any]]) -> set[str]:
-        """Glue columns found in at least one part of this table (a column absent from all of them would not bind)."""
-        found: set[str] = set()
-        for ref, _, _ in table.files:
-            found.update(entries[ref].get("columns", []))
-        return found & set(table.columns)
+        if table.kind == _JSON:
+            files = ", ".join(_literal(str(self._local_path(m))) for m in table.files)
+            types = ", ".join(f"{_literal(c)}: 'VARCHAR'" for c in table.columns)
+            select = ", ".join(_ident(c) for c in table.columns)
+            self._con.execute(
+                f"CREATE OR REPLACE VIEW {view} AS SELECT {select} "
+                f"FROM read_json([{files}], format = 'newline_delimited', columns = {{{types}}})"
+            )
+            return
+        # One read_parquet per set of columns: union_by_name would read every file's footer at each query's bind.
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for mirror in table.files:
+            present = tuple(sorted(set(entries[mirror].get("columns", [])) & set(table.columns)))
+            groups.setdefault(present, []).append(mirror)
+        selects = []
+        for present, mirrors in groups.items():
+            cols = [
+                f"CAST({_ident(c)} AS VARCHAR) AS {_ident(c)}"
+                if c in present
+                else f"CAST(NULL AS VARCHAR) AS {_ident(c)}"
+                for c in table.columns
+            ] + [f"CAST({_ident(k)} AS VARCHAR) AS {_ident(k)}" for k in table.partition_keys]
+            files = ", ".join(_literal(str(self._local_path(m))) for m in mirrors)
+            # Partition columns come from the mirror's directories, which hold the Glue values (never S3 paths).
+            hive = "true, hive_types_autocast = false" if table.partition_keys else "false"
+            selects.append(f"SELECT {', '.join(cols)} FROM read_parquet([{files}], hive_partitioning = {hive})")
+        self._con.execute(f"CREATE OR REPLACE VIEW {view} AS " + "\nUNION ALL\n".join(selects))
