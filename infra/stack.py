@@ -192,6 +192,7 @@ class ExportLakeStack(cdk.Stack):
             permissions.PLANNER: self.functions.planner,
             permissions.COPIER: self.functions.copier,
             permissions.TABLES: self.functions.tables,
+            permissions.ERASER: self.eraser.function,
         }
         governance = Governance(
             self,
@@ -204,6 +205,8 @@ class ExportLakeStack(cdk.Stack):
         # The copier may run as soon as its queue mapping exists: not before its grants.
         for grant in governance.grants[permissions.COPIER]:
             self.functions.copy_jobs_source.node.add_dependency(grant)
+        for grant in governance.grants[permissions.ERASER]:  # the eraser likewise, for its erase-jobs mapping
+            self.eraser.jobs_source.node.add_dependency(grant)
         return governance
 
     def _order_after_grants(self) -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from exportlake import iam as permissions
 from infra.constructs.functions import COPIER_HANDLER, PLANNER_HANDLER, TABLES_HANDLER
+from infra.constructs.privacy import ERASER_HANDLER
 
 from .conftest import READERS, SECRET_KEY_ARN, Synthesized
 from .test_stack import function, of_type, one, role_statements
@@ -70,12 +71,15 @@ def test_each_role_gets_exactly_the_lake_formation_permissions_its_glue_calls_ne
         permissions.PLANNER: role_of(resources, PLANNER_HANDLER),
         permissions.COPIER: role_of(resources, COPIER_HANDLER),
         permissions.TABLES: role_of(resources, TABLES_HANDLER),
+        permissions.ERASER: role_of(resources, ERASER_HANDLER),
     }
     expected: dict[tuple[str, str], set[str]] = {
         (roles[permissions.COPIER], permissions.LF_DATABASE): {"CREATE_TABLE"},
         (roles[permissions.COPIER], permissions.LF_TABLES): {"ALTER", "DESCRIBE", "INSERT"},
         (roles[permissions.TABLES], permissions.LF_DATABASE): {"CREATE_TABLE"},
         (roles[permissions.TABLES], permissions.LF_TABLES): {"ALTER", "DESCRIBE", "DROP"},
+        # Erasure moves partitions (ALTER), retention deletes them (ALTER, DELETE), both read them (DESCRIBE).
+        (roles[permissions.ERASER], permissions.LF_TABLES): {"ALTER", "DELETE", "DESCRIBE"},
     }
     for reader in READERS:
         expected[(reader, permissions.LF_DATABASE)] = {"DESCRIBE"}
@@ -117,7 +121,12 @@ def test_grants_wait_for_the_database_and_tables_wait_for_the_grants(synth_gover
         for k, v in of_type(resources, LF).items()
         if v["Properties"]["Principal"]["DataLakePrincipalIdentifier"] == {"Fn::GetAtt": [copier_role, "Arn"]}
     }
-    (mapping,) = of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+    copier_id, _ = function(resources, COPIER_HANDLER)
+    (mapping,) = [
+        m
+        for m in of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["FunctionName"] == {"Ref": copier_id}
+    ]
     assert copier_grants <= set(mapping["DependsOn"])
     # Tables live under the database's location: no data location permission needed where the bucket is registered.
     lake_id, _ = one(resources, "AWS::S3::Bucket", "LakeBucket")
