@@ -9,6 +9,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from exportlake.domain.naming import validate_table_name
+from exportlake.domain.schemas import LATEST_TABLE
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -55,10 +56,14 @@ class GluePartitions:
         )
 
     def tables(self) -> list[str]:
-        """Every table of the database."""
+        """Every export table of the database (views and the latest-result pointer table aside)."""
         names: list[str] = []
         for page in self._glue.get_paginator("get_tables").paginate(DatabaseName=self.database):
-            names.extend(t["Name"] for t in page.get("TableList", []) if t.get("TableType") == "EXTERNAL_TABLE")
+            names.extend(
+                t["Name"]
+                for t in page.get("TableList", [])
+                if t.get("TableType") == "EXTERNAL_TABLE" and t["Name"] != LATEST_TABLE
+            )
         return names
 
     def older_than(self, table: str, day: str) -> list[tuple[list[str], str]]:
