@@ -50,6 +50,7 @@ soak: setup  ## crash soak: many SIGKILLed syncs on larger results, then the cra
 bench: setup  ## CPU per record of the whole sync, 1M, against the merge-base with main (ARGS=--full: the issue-10 run)
 	$(PY) -m pip install -q -r requirements-bench.txt
 	$(PY) -m bench.run $(ARGS)
+	$(PY) -m bench.erase  # issue 19: erase one person from 50 of ~1,000 results (moto server + simulator)
 
 clean:  ## remove the virtual environment and build output
 	rm -rf $(VENV) cdk.out node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis
