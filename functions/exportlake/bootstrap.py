@@ -164,7 +164,7 @@ def erase_service() -> EraseService:
     from exportlake.adapters.lakeversions import VersionedLakeStore
     from exportlake.adapters.partitions import GluePartitions
     from exportlake.convert.rewrite import ParquetRewriter
-    from exportlake.domain.erasing import EraseService
+    from exportlake.domain.erasing import HOLD_SECONDS, EraseService
 
     s = settings()
     store = VersionedLakeStore(client("s3"), s.bucket)
@@ -177,6 +177,9 @@ def erase_service() -> EraseService:
         notifier(),
         salt=privacy_salt(),
         workers=_erase_workers(os.environ.get("EXPORTLAKE_ERASE_WORKERS", "")),
+        # The hold on a result being erased lapses like a copy lease (a holder on another machine; a dead local
+        # holder is replaced at once, whatever its length).
+        hold_seconds=_lease_seconds(os.environ.get("EXPORTLAKE_LEASE_SECONDS", ""), HOLD_SECONDS),
     )
 
 
