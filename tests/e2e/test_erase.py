@@ -189,3 +189,28 @@ def test_an_erase_killed_at_a_step_is_finished_by_the_next(env: Env, step: str) 
     assert env.visible() == others
     assert env.holders({person}) == []
     assert env.run("verify").returncode == 0
+
+
+def test_an_erase_while_a_sync_lands_new_results_loses_and_doubles_nothing(env: Env) -> None:
+    before = env.visible()
+    in_lake = set(userids_by_results(before))
+    new = [env.sim.add_result("win-info", n_records=3000) for _ in range(3)]
+    records = {rid: env.sim.records(rid) for rid in new}
+    person = next(u for u in userids_by_results(before) if any(r["userid"] == u for rs in records.values() for r in rs))
+    assert person in in_lake
+    sync = subprocess.Popen(
+        [sys.executable, "-m", "exportlake.cli", "sync"],
+        cwd=ROOT,
+        env={**os.environ, **env.env},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    erased = env.run("erase", "--user-id", person)
+    assert sync.wait(timeout=600) == 0
+    assert erased.returncode == 0, erased.stdout + erased.stderr
+    expected = Counter(before)
+    for rid, rows in records.items():
+        expected.update(("win_info", rid, tuple(sorted(r.items()))) for r in rows)
+    assert env.visible() == without(expected, "userid", {person})  # the new results too, each record once
+    assert env.holders({person}) == []
