@@ -60,3 +60,26 @@ def test_a_request_is_worked_as_queue_jobs_one_result_each(lake: Lake, monkeypat
     assert len(erased[0]["body"]["results"]) == results
     assert person not in ledger_text(lake.client("dynamodb"), lake.settings.ledger_table)
     assert invocations == jobs
+
+
+def test_the_daily_retention_call_queues_one_retire_job_per_old_result(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from exportlake.domain.timefmt import day_of, utc_now
+
+    url = lake.client("sqs").create_queue(QueueName="exportlake-erase-jobs")["QueueUrl"]
+    monkeypatch.setenv("EXPORTLAKE_ERASE_QUEUE_URL", url)
+    monkeypatch.setenv("EXPORTLAKE_LAKE_RETENTION_DAYS", "1")
+    bootstrap.reset()  # the settings are read again, with the retention period
+    lake.sync()
+    before = lake.partitions()
+    old = {k for k in before if k[2] < day_of(utc_now() - timedelta(days=1))}
+    answer = eraser.handler({"action": "retire"}, LocalContext("eraser"))
+    assert answer["retire"] == len(old) > 0
+    _, jobs = _drain(lake, url)
+    assert jobs == len(old)
+    assert set(lake.partitions()) == set(before) - old
+    (notice,) = lake.events("results.retired")
+    assert notice["body"]["results"] == len(old)
