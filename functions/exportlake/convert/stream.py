@@ -12,15 +12,9 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, cast
 
-try:  # the kernel alone: importing ``pyarrow.compute`` wraps every function (~9 MB, ~50 ms; see convert.records)
-    from pyarrow._compute import call_function as _call
-except ImportError:  # pragma: no cover - a pyarrow that moved it
-    from pyarrow.compute import call_function as _call
-
 from exportlake.convert.parquet import write_parquet
 from exportlake.convert.rawarchive import gzip_writer, tee
 from exportlake.convert.records import DEFAULT_BATCH_BYTES, RecordStream
-from exportlake.domain.erasure import ID_COLUMNS
 from exportlake.domain.location import ResultLocation
 from exportlake.domain.manifest import ManifestPart
 from exportlake.domain.naming import validate_table_name
@@ -93,17 +87,6 @@ def _told(batches: Iterator[Any], stream: RecordStream, progress: Progress) -> I
     """Pass batches on, telling ``progress`` the rows and bytes read so far after each."""
     for batch in batches:
         progress(stream.records, stream.bytes_read)
-        yield batch
-
-
-def _ids_of(batches: Iterator[Any], ids: dict[str, set[str]]) -> Iterator[Any]:
-    """Pass batches on, gathering the distinct values of their person id columns (``domain.erasure``)."""
-    for batch in batches:
-        names = batch.schema.names
-        for col in ID_COLUMNS:
-            if col in names:
-                distinct = _call("unique", [batch.column(col)]).to_pylist()
-                ids.setdefault(col, set()).update(v for v in distinct if v is not None)
         yield batch
 
 
@@ -184,8 +167,6 @@ class StreamConverter:
                 return cast(BinaryIO, sink)
 
             batches = stream.batches() if progress is None else _told(stream.batches(), stream, progress)
-            ids: dict[str, set[str]] = {}
-            batches = _ids_of(batches, ids)
             batches = _renamed(batches, stream)
             infos = write_parquet(batches, open_part, background=False, row_group_rows=self._row_group_rows)
             if raw_sink is not None:
@@ -205,7 +186,6 @@ class StreamConverter:
                 fields=tuple(column_for_field(f, stream.fields) for f in stream.fields),
                 parts=parts,
                 raw_gzip_bytes=raw_sink.size if raw_sink is not None else 0,
-                person_ids={col: frozenset(values) for col, values in ids.items()},
             )
         except BaseException:
             if gz is not None and not gz.closed:

@@ -11,7 +11,7 @@ it can make anything visible, and a killed copier's lease lapses in seconds.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Protocol
 
@@ -47,9 +47,8 @@ log = logging.getLogger(__name__)
 
 
 class CopyPrivacy(Protocol):
-    """What the copier asks of erasure (``domain.erasing.EraseService``)."""
-
-    def write_index(self, export_name: str, result_id: str, ids: Mapping[str, frozenset[str]]) -> str: ...
+    """What the copier asks of erasure (``domain.erasing.EraseService``): the manifest to register, without the
+    records of persons on the suppression list."""
 
     def suppress(self, manifest: Manifest, lease: Lease) -> Manifest: ...
 
@@ -90,7 +89,7 @@ class CopyService:
         self._heartbeat = heartbeat
         #: ``progress(job, rows, bytes, length)`` while a result streams (``length``: declared size, or None).
         self._progress = progress
-        #: Writes each result's id index and keeps suppressed persons out (``domain.erasing``); None: neither.
+        #: Keeps suppressed persons out of a result before it is registered (``domain.erasing``); None: nobody.
         self._privacy = privacy
         #: Latest-result pointers this copier read or wrote (``domain.latest.advance``: fewer S3 requests when warm).
         self._pointers: latest.Known = {}
@@ -213,10 +212,6 @@ class CopyService:
             fields = [validate_column_name(f) for f in conv.fields]
             lease.check()
             columns, diff = self._reconcile_table(job, place.table, fields, has_rows=conv.rows > 0)
-            index = ""
-            if self._privacy is not None:  # before the manifest: the eraser finds the result from here on
-                lease.check()
-                index = self._privacy.write_index(job.export_name, job.result_id, conv.person_ids)
             manifest = Manifest(
                 export_name=job.export_name,
                 result_id=job.result_id,
@@ -234,7 +229,6 @@ class CopyService:
                 parts=conv.parts,
                 schema_diff=diff,
                 copied_at=to_text(self._clock()),
-                index_key=index,
             )
             lease.confirm()
             self._store.put(place.manifest_key, manifest.to_json(), "application/json")

@@ -121,7 +121,6 @@ class EraseService:
             if sidecars.get((export, rid), (-1, ""))[0] < gen:
                 sidecars[(export, rid)] = (gen, key)
         wanted = {short_key(k) for ks in keys.values() for k in ks}
-        drop = self._drop(keys)
 
         def look(candidate: tuple[str, str]) -> bool:
             found = sidecars.get(candidate)
@@ -129,10 +128,9 @@ class EraseService:
                 key = found[1]
                 return bool(index_hits(lambda a, b: self._store.get_range(key, a, b), wanted))
             manifest = self.manifest(*candidate)
-            if manifest is None:
+            if manifest is None or not any(c in ID_COLUMNS for c in manifest.columns):
                 return False
-            ids = self._rewriter.person_ids(manifest)
-            return any(drop(col, v) for col, values in ids.items() for v in values)
+            return bool(self.index(manifest) & wanted)
 
         ordered = sorted(set(candidates))
         with ThreadPoolExecutor(self._workers) as pool:
@@ -390,11 +388,17 @@ class EraseService:
         return result_prefixes(base.prefix, manifest.export_name, manifest.result_id)
 
     # -- the copier's side ------------------------------------------------------------------------------------
-    def write_index(self, export_name: str, result_id: str, ids: Mapping[str, Iterable[str]]) -> str:
-        """Write a freshly copied result's id index (generation 0); its key."""
-        key = index_key(export_name, result_id, 0)
-        self._store.put(key, index_body(self._salt, ids), "application/octet-stream")
-        return key
+    def index(self, manifest: Manifest) -> set[int]:
+        """The short person keys of a result without an index, read from its id columns; the index is written then.
+
+        Copies do not index (hashing every distinct id would cost a large result seconds of CPU): the first search
+        that meets a result builds its index, so every later one reads a few bytes of it.
+        """
+        ids = self._rewriter.person_ids(manifest)
+        keys = {short_key(person_key(self._salt, col, v)) for col, values in ids.items() for v in values}
+        key = index_key(manifest.export_name, manifest.result_id, manifest.generation)
+        self._store.put(key, encode_index(keys), "application/octet-stream")
+        return keys
 
     def suppress(self, manifest: Manifest, lease: Lease) -> Manifest:
         """Before a copier registers ``manifest``: drop the rows of suppressed persons (a new generation).
@@ -402,8 +406,6 @@ class EraseService:
         The copier holds the result's copy lease (``lease``). A partition already registered by an earlier attempt
         is moved; every older version of the result is purged (also after a kill between manifest and purge).
         """
-        if not manifest.index_key:
-            return manifest
         # A table without person ids (campaigns, games, prizes) holds nobody: no list to read.
         listed = self._privacy.suppressed() if any(c in ID_COLUMNS for c in manifest.columns) else {}
         if listed:

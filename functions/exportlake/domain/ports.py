@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from exportlake.domain.location import ResultLocation
@@ -210,8 +210,6 @@ class Conversion:
     fields: tuple[str, ...]
     parts: tuple[ManifestPart, ...]
     raw_gzip_bytes: int
-    #: Column → the distinct values of its ``userid``/``client_id`` columns (for the id index; memory only).
-    person_ids: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 #: ``progress(rows, bytes)``: records decoded and document bytes read so far, told as the conversion goes.
