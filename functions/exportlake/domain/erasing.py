@@ -109,8 +109,13 @@ class EraseService:
         return drop
 
     # -- finding ----------------------------------------------------------------------------------------------
-    def find(self, keys: Mapping[str, set[str]], candidates: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-        """The candidates (export, result id) whose id index holds any of ``keys`` (by Parquet without an index)."""
+    def find(
+        self, keys: Mapping[str, set[str]], candidates: Iterable[tuple[str, str]], *, write: bool = True
+    ) -> list[tuple[str, str]]:
+        """The candidates (export, result id) whose id index holds any of ``keys``.
+
+        A result without an index is read by its id columns, and (``write``) its index written for the next search.
+        """
         sidecars: dict[tuple[str, str], tuple[int, str]] = {}
         for key in self._store.list_keys(f"{INDEX_PREFIX}/"):
             try:
@@ -130,21 +135,23 @@ class EraseService:
             manifest = self.manifest(*candidate)
             if manifest is None or not any(c in ID_COLUMNS for c in manifest.columns):
                 return False
-            return bool(self.index(manifest) & wanted)
+            return bool(self.index(manifest, write=write) & wanted)
 
         ordered = sorted(set(candidates))
         with ThreadPoolExecutor(self._workers) as pool:
             hits = list(pool.map(look, ordered))
         return [c for c, hit in zip(ordered, hits, strict=True) if hit]
 
-    def expand(self, keys: dict[str, set[str]], candidates: Sequence[tuple[str, str]]) -> dict[str, set[str]]:
+    def expand(
+        self, keys: dict[str, set[str]], candidates: Sequence[tuple[str, str]], *, write: bool = True
+    ) -> dict[str, set[str]]:
         """Add the userids that the given client ids map to (in ``user_base_connections`` or any such table)."""
         if not keys.get(CLIENT_ID):
             return keys
         wanted = keys[CLIENT_ID]
         salt = self._salt
         users = set(keys.get(USERID, set()))
-        for export, rid in self.find({CLIENT_ID: wanted}, candidates):
+        for export, rid in self.find({CLIENT_ID: wanted}, candidates, write=write):
             manifest = self.manifest(export, rid)
             if manifest is None or USERID not in manifest.columns:
                 continue
@@ -191,9 +198,9 @@ class EraseService:
         if dry_run:
             rid = request_id(k for ks in keys.values() for k in ks)
             report = EraseReport(rid, persons=persons, dry_run=True, at=now_text())
-            keys = self.expand(keys, candidates)
+            keys = self.expand(keys, candidates, write=False)
             drop = self._drop(keys)
-            for export, result in self.find(keys, candidates):
+            for export, result in self.find(keys, candidates, write=False):  # a dry run writes nothing
                 manifest = self.manifest(export, result)
                 if manifest is not None:
                     count = self._rewriter.count(manifest, drop)
@@ -388,7 +395,7 @@ class EraseService:
         return result_prefixes(base.prefix, manifest.export_name, manifest.result_id)
 
     # -- the copier's side ------------------------------------------------------------------------------------
-    def index(self, manifest: Manifest) -> set[int]:
+    def index(self, manifest: Manifest, *, write: bool = True) -> set[int]:
         """The short person keys of a result without an index, read from its id columns; the index is written then.
 
         Copies do not index (hashing every distinct id would cost a large result seconds of CPU): the first search
@@ -396,8 +403,9 @@ class EraseService:
         """
         ids = self._rewriter.person_ids(manifest)
         keys = {short_key(person_key(self._salt, col, v)) for col, values in ids.items() for v in values}
-        key = index_key(manifest.export_name, manifest.result_id, manifest.generation)
-        self._store.put(key, encode_index(keys), "application/octet-stream")
+        if write:
+            key = index_key(manifest.export_name, manifest.result_id, manifest.generation)
+            self._store.put(key, encode_index(keys), "application/octet-stream")
         return keys
 
     def suppress(self, manifest: Manifest, lease: Lease) -> Manifest:
