@@ -84,21 +84,24 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         s3 = boto3.client("s3", endpoint_url=moto.endpoint, region_name=LOCAL_REGION)
         counts = _users_by_results(s3, env["EXPORTLAKE_BUCKET"])
-        person, holding = min(counts.items(), key=lambda kv: (abs(kv[1] - args.target), kv[0]))
+        ranked = sorted(counts.items(), key=lambda kv: (abs(kv[1] - args.target), kv[0]))
         total = args.results_per_export * len(sim.exports())
-        done, wall, cpu = _run(env, "erase", "--user-id", person, "--json")
-        if done.returncode != 0:
-            print(done.stdout + done.stderr)
-            return 1
-        report = json.loads(done.stdout)
         print(f"lake: {total} results landed by exportlake sync in {sync_wall:.1f} s wall, {sync_cpu:.1f} CPU-s")
-        print(
-            f"erase: one person in {holding} of {total} results -> {len(report['results'])} results rewritten, "
-            f"{sum(report['rows_removed'].values())} rows removed, {report['objects_deleted']} objects and "
-            f"{report['versions_deleted']} object versions deleted, in {wall:.1f} s wall, {cpu:.1f} CPU-s "
-            f"(target <= 60 s)"
-        )
-        again, wall2, _ = _run(env, "erase", "--user-id", person, "--json")
+        # The first request meets results without an index (copies do not index): it reads their id columns once
+        # and writes their indexes; the next request, for another person, reads the indexes only.
+        for label, (person, holding) in (("first request (builds the indexes)", ranked[0]), ("next person", ranked[1])):
+            done, wall, cpu = _run(env, "erase", "--user-id", person, "--json")
+            if done.returncode != 0:
+                print(done.stdout + done.stderr)
+                return 1
+            report = json.loads(done.stdout)
+            print(
+                f"erase, {label}: one person in {holding} of {total} results -> {len(report['results'])} results "
+                f"rewritten, {sum(report['rows_removed'].values())} rows removed, {report['objects_deleted']} objects "
+                f"and {report['versions_deleted']} object versions deleted, in {wall:.1f} s wall, {cpu:.1f} CPU-s "
+                "(target <= 60 s)"
+            )
+        again, wall2, _ = _run(env, "erase", "--user-id", ranked[1][0], "--json")
         print(f"the same request again: {wall2:.1f} s wall, exit {again.returncode} (changes nothing)")
     return 0
 
