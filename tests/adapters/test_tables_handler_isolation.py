@@ -40,6 +40,10 @@ ALLOWED_OWN = {
     "exportlake.adapters",
     "exportlake.adapters.cfnresponse",
     "exportlake.adapters.catalog",
+    # The upgrade's latest-result pointer backfill reads manifests and writes pointers through the lake store (its
+    # module imports the multipart sink: stdlib and botocore only, both within the runtime's dependencies).
+    "exportlake.adapters.lakestore",
+    "exportlake.adapters.s3sink",
     "exportlake.handlers",
     "exportlake.handlers.tables",
 }
