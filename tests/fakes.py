@@ -17,7 +17,12 @@ from typing import Any
 
 from exportlake.domain.errors import LeaseLost
 from exportlake.domain.models import CopyJob, Export, ResultRef, ResultState
-from exportlake.domain.ports import LedgerEntry, OnInvalid
+from exportlake.domain.ports import ExportState, LedgerEntry, OnInvalid, ResultsPage
+
+
+def is_unfinished(e: LedgerEntry) -> bool:
+    """What the DynamoDB adapter keeps in its sparse index: queued, copying, failed, or not yet announced."""
+    return e.state in (ResultState.QUEUED, ResultState.COPYING, ResultState.FAILED) or not e.notified
 
 
 def _iso(moment: datetime) -> str:
@@ -35,6 +40,8 @@ class InMemoryLedger:
         self.expiring: set[tuple[str, str]] = set()
         self.lock = threading.Lock()
         self.writes = 0
+        self.states: dict[str, ExportState] = {}
+        self.index_reads = 0
 
     def _now(self) -> str:
         return _iso(self.clock())
@@ -48,6 +55,22 @@ class InMemoryLedger:
 
     def all_entries(self) -> list[LedgerEntry]:
         return list(self.items.values())
+
+    def get_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], LedgerEntry]:
+        return {k: self.items[k] for k in keys if k in self.items}
+
+    def open_entries(self, export_name: str) -> dict[str, LedgerEntry]:
+        self.index_reads += 1
+        return {r: e for (x, r), e in self.items.items() if x == export_name and is_unfinished(e)}
+
+    def adopt(self, export_name: str) -> int:
+        return 0  # every entry of the fake is indexed from the start
+
+    def export_states(self) -> dict[str, ExportState]:
+        return dict(self.states)
+
+    def save_export_state(self, state: ExportState) -> None:
+        self.states[state.export_name] = state
 
     def _put(self, entry: LedgerEntry) -> None:
         self.items[(entry.export_name, entry.result_id)] = entry
@@ -94,6 +117,9 @@ class InMemoryLedger:
                     created_at=ref.created_at.isoformat(),
                     expires_at="" if ref.expires_at is None else ref.expires_at.isoformat(),
                     updated_at=self._now(),
+                    # a re-claim keeps the item's history (DynamoDB: the re-claim is an update keeping them)
+                    starts=0 if e is None else e.starts,
+                    version=2 if e is None else e.version,
                 )
             )
             return True
@@ -150,6 +176,7 @@ class InMemoryLedger:
                 created_at=job.created_at.isoformat(),
                 expires_at="" if job.expires_at is None else job.expires_at.isoformat(),
                 attempts=base.attempts + 1,
+                starts=base.starts + 1,
             )
             self._put(new)
             return new
@@ -162,7 +189,17 @@ class InMemoryLedger:
             self._put(replace(e, lease_until=_iso(self.clock() + timedelta(seconds=lease_seconds))))
             return True
 
-    def mark_copied(self, job: CopyJob, owner: str, *, rows: int, size: int, table: str, location: str) -> bool:
+    def mark_copied(
+        self,
+        job: CopyJob,
+        owner: str,
+        *,
+        rows: int,
+        size: int,
+        table: str,
+        location: str,
+        notify_seconds: float = 0.0,
+    ) -> bool:
         with self.lock:
             e = self.get(job.export_name, job.result_id)
             if e is not None and e.state == ResultState.COPIED:
@@ -182,6 +219,10 @@ class InMemoryLedger:
                     lease_owner="",
                     lease_until="",
                     error="",
+                    notify_owner=owner if notify_seconds > 0 else e.notify_owner,
+                    notify_until=_iso(self.clock() + timedelta(seconds=notify_seconds))
+                    if notify_seconds > 0
+                    else e.notify_until,
                 )
             )
             return True
@@ -436,6 +477,9 @@ class FakeGateway:
         self.invalid_exports = invalid_exports or []
         self.invalid_results = dict(invalid_results or {})
         self.listed: list[str] = []
+        self.pages: list[tuple[str, int]] = []
+        self.per_page = 10
+        self.oldest_first = False
         self.downloads = 0
         self.fail_downloads = 0
 
@@ -457,6 +501,25 @@ class FakeGateway:
                 raise exc
             on_invalid("result", item, exc)
         return list(self.results.get(export_name, []))
+
+    def results_page(self, export_name: str, page: int, on_invalid: OnInvalid | None = None) -> ResultsPage:
+        """Newest first (``oldest_first``: the other way), ``per_page`` at a time; invalid items on page 1."""
+        self.pages.append((export_name, page))
+        if export_name in self.broken:
+            from exportlake.domain.errors import GatewayError
+
+            raise GatewayError("boom")
+        bad = self.invalid_results.get(export_name, [])
+        ordered = sorted(self.results.get(export_name, []), reverse=not self.oldest_first)
+        items: list[ResultRef | None] = [None] * len(bad) + list(ordered)
+        chunk = items[(page - 1) * self.per_page : page * self.per_page]
+        if page == 1:
+            for item, exc in bad:
+                if on_invalid is None:
+                    raise exc
+                on_invalid("result", item, exc)
+        refs = tuple(r for r in chunk if r is not None)
+        return ResultsPage(refs, len(chunk), len(items))
 
     def download_url(self, result_id: str) -> str:
         return f"https://objects.example/{result_id}"

@@ -168,3 +168,65 @@ def test_expiring_notice_is_claimed_once_and_survives_a_requeue(ledger: Any) -> 
     assert list(ledger.entries("win-info")) == [REF.result_id]
     ledger.release_expiring_notice("win-info", REF.result_id)  # a failed publish gives it back
     assert ledger.claim_expiring_notice("win-info", REF.result_id) is True
+
+
+def test_the_index_holds_exactly_the_unfinished_entries(ledger: Any) -> None:
+    def open_ids() -> list[str]:
+        return sorted(ledger.open_entries("win-info"))
+
+    assert open_ids() == []
+    ledger.claim_queued(REF)
+    assert open_ids() == [REF.result_id]
+    ledger.start_copy(JOB, ME, 60)
+    ledger.mark_copied(JOB, ME, rows=1, size=2, table="win_info", location="s3://b/p")
+    assert open_ids() == [REF.result_id]  # copied, not announced yet
+    ledger.mark_notified("win-info", REF.result_id)
+    assert open_ids() == []
+    other = ResultRef(REF.created_at, "win-info", "b" * 25, REF.expires_at)
+    ledger.claim_queued(other)
+    ledger.mark_failed(CopyJob.for_result(other), "boom")
+    ledger.mark_notified("win-info", other.result_id)
+    assert open_ids() == [other.result_id]  # failed stays findable for --retry-failed
+    gone = ResultRef(REF.created_at, "win-info", "c" * 25, REF.expires_at)
+    ledger.mark_expired(gone)
+    assert open_ids() == [other.result_id, gone.result_id]
+    ledger.mark_notified("win-info", gone.result_id)
+    assert open_ids() == [other.result_id]
+    assert ledger.open_entries("all-coupons") == {}
+
+
+def test_a_first_attempt_is_known_and_a_claim_again_keeps_the_history(ledger: Any) -> None:
+    ledger.claim_queued(REF)
+    first = ledger.start_copy(JOB, ME, 60)
+    assert first is not None and first.first_attempt
+    ledger.mark_failed(JOB, "boom", owner=ME)
+    assert ledger.claim_queued(REF, retry_failed=True) is True
+    again = ledger.start_copy(JOB, OTHER, 60)
+    assert again is not None and not again.first_attempt and again.attempts == 1
+    unknown = CopyJob.for_result(ResultRef(REF.created_at, "win-info", "d" * 25, REF.expires_at))
+    started = ledger.start_copy(unknown, ME, 60)  # a job for a result the ledger never saw: history unknown
+    assert started is not None and not started.first_attempt
+
+
+def test_copied_can_carry_the_notice_claim(ledger: Any) -> None:
+    ledger.claim_queued(REF)
+    ledger.start_copy(JOB, ME, 60)
+    assert ledger.mark_copied(JOB, ME, rows=1, size=2, table="t", location="l", notify_seconds=60) is True
+    assert ledger.claim_notification("win-info", REF.result_id, 60, owner=OTHER) is False  # ME holds it
+    entry = ledger.get("win-info", REF.result_id)
+    assert entry.notify_owner == ME and entry.state == ResultState.COPIED and not entry.notified
+
+
+def test_export_states_and_batched_reads(ledger: Any) -> None:
+    from exportlake.domain.ports import ExportState
+
+    assert ledger.export_states() == {}
+    state = ExportState("win-info", newest_id="a" * 25, newest_created=iso(), total=3, order="newest_first",
+                        page_size=10, recon_page=2, recon_from=iso(-60), recon_last=iso(-3600))  # fmt: skip
+    ledger.save_export_state(state)
+    ledger.save_export_state(ExportState("all-coupons", total=0))
+    assert ledger.export_states() == {"win-info": state, "all-coupons": ExportState("all-coupons", total=0)}
+    ledger.claim_queued(REF)
+    found = ledger.get_many([("win-info", REF.result_id), ("win-info", "z" * 25)])
+    assert list(found) == [("win-info", REF.result_id)] and found[("win-info", REF.result_id)].state == "queued"
+    assert "_exports" not in {e.export_name for e in ledger.all_entries()}

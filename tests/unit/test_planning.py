@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -201,7 +202,7 @@ def test_an_export_whose_last_run_is_bad_still_gets_its_listed_results() -> None
     export = Export("2", "win-info", None, last_run_error="created_at 'yesterday' is not an ISO 8601 timestamp")
     planner, gw, _, queue, notifier = make([export], {"win-info": [good]})
     planner.run(NOW)
-    assert gw.listed == ["win-info"] and [j.result_id for j in queue.sent] == ["ggg"]
+    assert gw.pages[0] == ("win-info", 1) and [j.result_id for j in queue.sent] == ["ggg"]
     assert [t for t, _, _ in notifier.messages] == ["result.invalid"]
 
 
@@ -229,7 +230,7 @@ def test_a_run_short_of_time_defers_exports_and_the_next_run_starts_with_them() 
     refs = {f"e{i}": [ref(f"r{i}", 1, name=f"e{i}")] for i in range(5)}
     exports = [Export(str(i), f"e{i}", refs[f"e{i}"][0]) for i in range(5)]
     planner, _, _, queue, _ = make(exports, refs)
-    budget = iter([100, 100, 10, 10, 10])
+    budget = itertools.chain([100, 100, 10, 10, 10], itertools.repeat(10))  # then too little for a pass too
     first = planner.run(NOW, remaining=lambda: next(budget))
     assert [j.export_name for j in queue.sent] == ["e0", "e1"] and first.deferred == ["e2", "e3", "e4"]
     planner.run(NOW, remaining=lambda: 100)

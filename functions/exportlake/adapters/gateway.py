@@ -28,7 +28,7 @@ from exportlake.domain.errors import (
 from exportlake.domain.limits import GATEWAY_MAX_REQUESTS_PER_SECOND, GATEWAY_MAX_WAIT_SECONDS
 from exportlake.domain.models import Export, ResultRef
 from exportlake.domain.naming import validate_export_name, validate_result_id
-from exportlake.domain.ports import OnInvalid
+from exportlake.domain.ports import OnInvalid, ResultsPage
 
 log = logging.getLogger(__name__)
 # urllib3 logs each retry with the request URL; for a download that is the pre-signed URL and its signature.
@@ -340,31 +340,14 @@ class HttpGateway:
     def list_results(self, export_name: str, on_invalid: OnInvalid | None = None) -> list[ResultRef]:
         """Every result of one export, paging until ``total`` is reached (the server may cap the page size)."""
         name = validate_export_name(export_name)
-        path = f"{EXPORTS_PATH}/{quote(name, safe='')}/results"
         seen: dict[str, ResultRef] = {}
         bad: set[str] = set()
         total: int | None = None
         for page in range(1, MAX_PAGES + 1):
-            body = self._get(path, {"page": page, "perPage": self._per_page})
-            if not isinstance(body, dict) or not isinstance(body.get("results"), list):
-                raise GatewayError(f"results of {name}: unexpected body")
-            raw_total = body.get("total")
-            if not isinstance(raw_total, int) or raw_total < 0:
-                raise GatewayError(f"results of {name}: 'total' is missing or not a count")
-            total = raw_total
-            items = body["results"]
+            body = self._results_body(name, page)
+            total = body["total"]
             before = len(seen) + len(bad)
-            for item in items:
-                try:
-                    ref = ResultRef.from_api(name, item)
-                except ValidationError as exc:
-                    if on_invalid is None:
-                        raise
-                    shown = _show(item)
-                    if shown not in bad:  # counted, so a page of bad items still moves paging on
-                        bad.add(shown)
-                        on_invalid("result", shown, exc)
-                    continue
+            for ref in self._parse_results(name, body["results"], on_invalid, bad):
                 seen[ref.result_id] = ref
             # Stop on a page that brings nothing new too: a total that over-counts, or a server that ignores
             # ``page``, must not loop 10,000 times.
@@ -374,6 +357,39 @@ class HttpGateway:
             # Results can appear while we page (newest first shifts pages); say so rather than hide it.
             log.warning("results of %s: total %d but %d distinct results listed", name, total, len(seen))
         return sorted(seen.values())
+
+    def results_page(self, export_name: str, page: int, on_invalid: OnInvalid | None = None) -> ResultsPage:
+        """One page of an export's results, in the gateway's order (bad items to ``on_invalid``, counted)."""
+        name = validate_export_name(export_name)
+        body = self._results_body(name, page)
+        items = body["results"]
+        refs = tuple(self._parse_results(name, items, on_invalid, set()))
+        return ResultsPage(refs, len(items), body["total"])
+
+    def _results_body(self, name: str, page: int) -> dict[str, Any]:
+        body = self._get(f"{EXPORTS_PATH}/{quote(name, safe='')}/results", {"page": page, "perPage": self._per_page})
+        if not isinstance(body, dict) or not isinstance(body.get("results"), list):
+            raise GatewayError(f"results of {name}: unexpected body")
+        raw_total = body.get("total")
+        if not isinstance(raw_total, int) or isinstance(raw_total, bool) or raw_total < 0:
+            raise GatewayError(f"results of {name}: 'total' is missing or not a count")
+        return body
+
+    @staticmethod
+    def _parse_results(name: str, items: list[Any], on_invalid: OnInvalid | None, bad: set[str]) -> list[ResultRef]:
+        """The valid results of ``items`` in their order; each bad one reported once (``bad`` holds those told)."""
+        out: list[ResultRef] = []
+        for item in items:
+            try:
+                out.append(ResultRef.from_api(name, item))
+            except ValidationError as exc:
+                if on_invalid is None:
+                    raise
+                shown = _show(item)
+                if shown not in bad:  # counted, so a page of bad items still moves paging on
+                    bad.add(shown)
+                    on_invalid("result", shown, exc)
+        return out
 
     def download_url(self, result_id: str) -> str:
         """The pre-signed download URL of one result (short-lived: fetch it right before use)."""

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from exportlake.adapters.ledgerindex import EXPIRING_MARK, UNFINISHED, LedgerIndex, entry_of
 from exportlake.domain.errors import LeaseLost
 from exportlake.domain.models import CopyJob, ResultRef, ResultState
-from exportlake.domain.ports import LedgerEntry
+from exportlake.domain.ports import ExportState, LedgerEntry
 from exportlake.domain.timefmt import now_text, to_text, utc_now
-
-#: The partition-key prefix of the markers that make ``result.expiring`` go out once (never a valid export name).
-EXPIRING_MARK = "#expiring#"
 
 
 def _s(state: ResultState) -> dict[str, str]:
@@ -34,17 +33,34 @@ def _names_values(condition: str, values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-#: The partition of the ledger that holds alerts instead of results (not a valid export name: no clash).
-ALERTS = "_alerts"
-CURSOR = "planner-cursor"
-
-
 class DynamoLedger:
     """Ledger on a table keyed by ``export_name`` (hash) and ``result_id`` (range)."""
 
     def __init__(self, dynamodb_client: Any, table: str):
         self._db = dynamodb_client
         self._table = table
+        self._index = LedgerIndex(dynamodb_client, table)
+
+    # -- reads that do not grow with history (adapters.ledgerindex) ------------------------------------------
+    def open_entries(self, export_name: str) -> dict[str, LedgerEntry]:
+        """The export's unfinished entries (the sparse index)."""
+        return self._index.open_entries(export_name)
+
+    def adopt(self, export_name: str) -> int:
+        """Index the export's unfinished entries written before the index existed."""
+        return self._index.adopt(export_name)
+
+    def get_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], LedgerEntry]:
+        """The existing entries of ``keys``, read in batches."""
+        return self._index.get_many(keys)
+
+    def export_states(self) -> dict[str, ExportState]:
+        """Every export's watermark and reconciliation cursor."""
+        return self._index.export_states()
+
+    def save_export_state(self, state: ExportState) -> None:
+        """Write one export's watermark and reconciliation cursor."""
+        self._index.save_export_state(state)
 
     # -- reads ------------------------------------------------------------------------------------------------
     def entries(self, export_name: str) -> dict[str, LedgerEntry]:
@@ -97,7 +113,23 @@ class DynamoLedger:
         that; with ``queued_before`` any queued entry older than that (its job was lost); with ``now`` a copying
         entry whose lease lapsed (its copier died).
         """
-        condition = "attribute_not_exists(result_id)"
+        item = {
+            **self._key(ref.export_name, ref.result_id),
+            "state": _s(ResultState.QUEUED),
+            "created_at": {"S": to_text(ref.created_at)},
+            "expires_at": {"S": "" if ref.expires_at is None else to_text(ref.expires_at)},
+            "updated_at": {"S": now_text()},
+            "attempts": {"N": "0"},
+            "enqueued": {"BOOL": False},
+            UNFINISHED: {"S": ref.export_name},
+            # A result this version created: ``starts`` counts every copy attempt it ever had (a first copy has
+            # nothing to recover, see ``LedgerEntry.first_attempt``).
+            "v": {"N": "2"},
+            "starts": {"N": "0"},
+        }
+        if self._conditional(self._db.put_item, Item=item, ConditionExpression="attribute_not_exists(result_id)"):
+            return True
+        condition = ""
         values: dict[str, Any] = {}
         if retry_failed:
             condition += " OR #s = :failed"
@@ -115,17 +147,35 @@ class DynamoLedger:
         if now:
             condition += " OR (#s = :copying AND lease_until < :now)"
             values |= {":copying": _s(ResultState.COPYING), ":now": {"S": now}}
-        item = {
-            **self._key(ref.export_name, ref.result_id),
-            "state": _s(ResultState.QUEUED),
-            "created_at": {"S": to_text(ref.created_at)},
-            "expires_at": {"S": "" if ref.expires_at is None else to_text(ref.expires_at)},
-            "updated_at": {"S": now_text()},
-            "attempts": {"N": "0"},
-            "enqueued": {"BOOL": False},
+        if not condition:
+            return False
+        # Claimed again: the item is rewritten as a fresh claim, but keeps ``v`` and ``starts`` (its history).
+        values |= {
+            ":q": _s(ResultState.QUEUED),
+            ":created": item["created_at"],
+            ":expires": item["expires_at"],
+            ":upd": item["updated_at"],
+            ":zero": {"N": "0"},
+            ":no": {"BOOL": False},
+            ":e": {"S": ref.export_name},
         }
         return self._conditional(
-            self._db.put_item, Item=item, ConditionExpression=condition, **_names_values(condition, values)
+            self._db.update_item,
+            Key=self._key(ref.export_name, ref.result_id),
+            UpdateExpression="SET #s = :q, created_at = :created, expires_at = :expires, updated_at = :upd, "
+            "attempts = :zero, enqueued = :no, #u = :e REMOVE lease_owner, lease_until, notify_owner, notify_until, "
+            "#err, last_error, #r, #b, #t, #l, notified, copied_at",
+            ConditionExpression=condition.removeprefix(" OR "),
+            ExpressionAttributeNames={
+                "#s": "state",
+                "#u": UNFINISHED,
+                "#err": "error",
+                "#r": "rows",
+                "#b": "bytes",
+                "#t": "table",
+                "#l": "location",
+            },
+            ExpressionAttributeValues=values,
         )
 
     def mark_enqueued(self, ref: ResultRef) -> None:
@@ -155,6 +205,7 @@ class DynamoLedger:
             **self._key(ref.export_name, ref.result_id),
             "state": _s(ResultState.EXPIRED),
             "notified": {"BOOL": False},
+            UNFINISHED: {"S": ref.export_name},
             "created_at": {"S": to_text(ref.created_at)},
             "expires_at": {"S": "" if ref.expires_at is None else to_text(ref.expires_at)},
             "updated_at": {"S": now_text()},
@@ -186,6 +237,7 @@ class DynamoLedger:
             ":created": {"S": to_text(job.created_at)},
             ":expires": {"S": "" if job.expires_at is None else to_text(job.expires_at)},
             ":one": {"N": "1"},
+            ":e": {"S": job.export_name},
         }
         if take_over:
             free += " OR lease_owner = :dead"
@@ -196,10 +248,10 @@ class DynamoLedger:
                 Key=self._key(job.export_name, job.result_id),
                 UpdateExpression=(
                     "SET #s = :copying, lease_owner = :owner, lease_until = :until, updated_at = :now, "
-                    "created_at = :created, expires_at = :expires ADD attempts :one"
+                    "created_at = :created, expires_at = :expires, #u = :e ADD attempts :one, starts :one"
                 ),
                 ConditionExpression=f"(attribute_not_exists(#s) OR NOT #s IN (:copied, :expired)) AND ({free})",
-                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeNames={"#s": "state", "#u": UNFINISHED},
                 ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
             )
@@ -227,16 +279,29 @@ class DynamoLedger:
             },
         )
 
-    def mark_copied(self, job: CopyJob, owner: str, *, rows: int, size: int, table: str, location: str) -> bool:
+    def mark_copied(
+        self,
+        job: CopyJob,
+        owner: str,
+        *,
+        rows: int,
+        size: int,
+        table: str,
+        location: str,
+        notify_seconds: float = 0.0,
+    ) -> bool:
         """Record the copy as done; True only for the call that made the transition.
 
         Only the lease holder may: raise ``LeaseLost`` if ``owner`` no longer holds it and nobody copied it.
+        With ``notify_seconds`` the same write gives ``owner`` the claim to send the ``result.copied`` notice for
+        that long (as ``claim_notification`` would, one call less).
         """
+        claim = ", notify_owner = :owner, notify_until = :nuntil" if notify_seconds > 0 else ""
         done = self._conditional(
             self._db.update_item,
             Key=self._key(job.export_name, job.result_id),
             UpdateExpression="SET #s = :copied, #r = :rows, #b = :bytes, #t = :table, #l = :loc, "
-            "notified = :false, updated_at = :now, copied_at = :now REMOVE lease_until, lease_owner, #e",
+            f"notified = :false, updated_at = :now, copied_at = :now{claim} REMOVE lease_until, lease_owner, #e",
             ConditionExpression="(attribute_not_exists(#s) OR #s <> :copied) AND lease_owner = :owner",
             ExpressionAttributeNames={
                 "#s": "state",
@@ -255,6 +320,7 @@ class DynamoLedger:
                 ":false": {"BOOL": False},
                 ":now": {"S": now_text()},
                 ":owner": {"S": owner},
+                **({":nuntil": {"S": to_text(utc_now() + timedelta(seconds=notify_seconds))}} if claim else {}),
             },
         )
         if done:
@@ -309,35 +375,27 @@ class DynamoLedger:
         )
 
     def mark_notified(self, export_name: str, result_id: str) -> None:
-        """Record that the notification went out."""
+        """Record that the notification went out (a copied or expired result then leaves the unfinished index)."""
+        if self._conditional(
+            self._db.update_item,
+            Key=self._key(export_name, result_id),
+            UpdateExpression="SET notified = :true REMOVE notify_until, notify_owner, #u",
+            ConditionExpression="#s IN (:copied, :expired)",
+            ExpressionAttributeNames={"#s": "state", "#u": UNFINISHED},
+            ExpressionAttributeValues={
+                ":true": {"BOOL": True},
+                ":copied": _s(ResultState.COPIED),
+                ":expired": _s(ResultState.EXPIRED),
+            },
+        ):
+            return
+        # A failed result stays unfinished (``--retry-failed`` finds it there).
         self._db.update_item(
             TableName=self._table,
             Key=self._key(export_name, result_id),
             UpdateExpression="SET notified = :true REMOVE notify_until, notify_owner",
             ExpressionAttributeValues={":true": {"BOOL": True}},
         )
-
-    def claim_expiring_notice(self, export_name: str, result_id: str) -> bool:
-        """Take the one right to announce that a result expires soon; True if this call took it.
-
-        A marker item of its own (partition ``#expiring#<export>``), not a flag on the result's item: the result's
-        item is rewritten whole by some transitions (a re-queue), which would drop a flag and announce it again.
-        """
-        try:
-            self._db.put_item(
-                TableName=self._table,
-                Item={**self._key(EXPIRING_MARK + export_name, result_id), "at": {"S": now_text()}},
-                ConditionExpression="attribute_not_exists(result_id)",
-            )
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
-        return True
-
-    def release_expiring_notice(self, export_name: str, result_id: str) -> None:
-        """Give the expiring-notice right back (its publish failed), so the next run sends it."""
-        self._db.delete_item(TableName=self._table, Key=self._key(EXPIRING_MARK + export_name, result_id))
 
     def end_attempt(self, job: CopyJob, owner: str, error: str) -> None:
         """Give ``owner``'s lease back after a failed attempt, so the retry need not wait for it to lapse."""
@@ -360,6 +418,7 @@ class DynamoLedger:
             ":now": {"S": now_text()},
             ":created": {"S": to_text(job.created_at)},
             ":false": {"BOOL": False},
+            ":en": {"S": job.export_name},
         }
         if owner:
             free += " OR lease_owner = :owner"
@@ -368,58 +427,41 @@ class DynamoLedger:
             self._db.update_item,
             Key=self._key(job.export_name, job.result_id),
             UpdateExpression="SET #s = :failed, #e = :err, updated_at = :now, created_at = :created, "
-            "notified = :false REMOVE lease_until, lease_owner, notify_until, notify_owner",
+            "notified = :false, #u = :en REMOVE lease_until, lease_owner, notify_until, notify_owner",
             # Not while another copier holds the lease: its copy may still succeed.
             ConditionExpression=f"(attribute_not_exists(#s) OR NOT #s IN (:copied, :failed, :expired)) AND ({free})",
-            ExpressionAttributeNames={"#s": "state", "#e": "error"},
+            ExpressionAttributeNames={"#s": "state", "#e": "error", "#u": UNFINISHED},
             ExpressionAttributeValues=values,
         )
 
-    # -- alerts (run-level and per-item notices, deduplicated) ------------------------------------------------
+    # -- alerts, the planner's cursor, expiring-notice markers (adapters.ledgerindex) -------------------------
     def claim_alert(self, key: str, fingerprint: str, resend_before: str) -> bool:
         """True if the alert ``key`` should go out: never sent, its cause changed, or last sent before then."""
-        return self._conditional(
-            self._db.put_item,
-            Item={
-                **self._key(ALERTS, key),
-                "fingerprint": {"S": fingerprint},
-                "sent_at": {"S": now_text()},
-            },
-            ConditionExpression="attribute_not_exists(result_id) OR fingerprint <> :fp OR sent_at < :before",
-            ExpressionAttributeValues={":fp": {"S": fingerprint}, ":before": {"S": resend_before}},
-        )
+        return self._index.claim_alert(key, fingerprint, resend_before)
 
     def release_alert(self, key: str) -> None:
         """Forget alert ``key`` (its cause is gone, or its publish failed and must be retried)."""
-        self._db.delete_item(TableName=self._table, Key=self._key(ALERTS, key))
-
-    def cursor(self) -> str:
-        """The export after which the next planner run starts ("" for the first)."""
-        resp = self._db.get_item(TableName=self._table, Key=self._key(ALERTS, CURSOR), ConsistentRead=True)
-        return str(resp.get("Item", {}).get("fingerprint", {}).get("S", ""))
-
-    def save_cursor(self, export_name: str) -> None:
-        """Remember where a planner run that ran out of time stopped ("" to start from the first again)."""
-        if export_name:
-            self._db.put_item(
-                TableName=self._table, Item={**self._key(ALERTS, CURSOR), "fingerprint": {"S": export_name}}
-            )
-        else:
-            self._db.delete_item(TableName=self._table, Key=self._key(ALERTS, CURSOR))
+        self._index.release_alert(key)
 
     def alerts(self) -> dict[str, str]:
         """Alert key → fingerprint of every alert on record."""
-        out: dict[str, str] = {}
-        for page in self._db.get_paginator("query").paginate(
-            TableName=self._table,
-            KeyConditionExpression="export_name = :e",
-            ExpressionAttributeValues={":e": {"S": ALERTS}},
-            ConsistentRead=True,
-        ):
-            for item in page.get("Items", []):
-                if item["result_id"]["S"] != CURSOR:
-                    out[item["result_id"]["S"]] = item.get("fingerprint", {}).get("S", "")
-        return out
+        return self._index.alerts()
+
+    def cursor(self) -> str:
+        """The export after which the next planner run starts ("" for the first)."""
+        return self._index.cursor()
+
+    def save_cursor(self, export_name: str) -> None:
+        """Remember where a planner run that ran out of time stopped ("" to start from the first again)."""
+        self._index.save_cursor(export_name)
+
+    def claim_expiring_notice(self, export_name: str, result_id: str) -> bool:
+        """Take the one right to announce that a result expires soon; True if this call took it."""
+        return self._index.claim_expiring_notice(export_name, result_id)
+
+    def release_expiring_notice(self, export_name: str, result_id: str) -> None:
+        """Give the expiring-notice right back (its publish failed), so the next run sends it."""
+        self._index.release_expiring_notice(export_name, result_id)
 
     # -- helpers ----------------------------------------------------------------------------------------------
     def _conditional(self, call: Any, **kwargs: Any) -> bool:
@@ -436,31 +478,4 @@ class DynamoLedger:
     def _key(export_name: str, result_id: str) -> dict[str, Any]:
         return {"export_name": {"S": export_name}, "result_id": {"S": result_id}}
 
-    @staticmethod
-    def _entry(item: dict[str, Any]) -> LedgerEntry:
-        def s(name: str) -> str:
-            return str(item.get(name, {}).get("S", ""))
-
-        def n(name: str) -> int:
-            return int(item.get(name, {}).get("N", "0"))
-
-        return LedgerEntry(
-            lease_owner=s("lease_owner"),
-            lease_until=s("lease_until"),
-            notify_owner=s("notify_owner"),
-            notify_until=s("notify_until"),
-            enqueued=bool(item.get("enqueued", {}).get("BOOL", False)),
-            export_name=s("export_name"),
-            result_id=s("result_id"),
-            state=ResultState(s("state")),
-            created_at=s("created_at"),
-            expires_at=s("expires_at"),
-            updated_at=s("updated_at"),
-            rows=n("rows"),
-            bytes=n("bytes"),
-            table=s("table"),
-            location=s("location"),
-            notified=bool(item.get("notified", {}).get("BOOL", False)),
-            error=s("error") or s("last_error"),
-            attempts=n("attempts"),
-        )
+    _entry = staticmethod(entry_of)

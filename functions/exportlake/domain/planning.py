@@ -9,24 +9,26 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from exportlake.domain import metricnames, notices, wording
 from exportlake.domain.errors import (
-    AuthError,
-    ConfigError,
     EnqueueError,
-    GatewayError,
-    TransientError,
-    ValidationError,
+    ExportlakeError,
 )
 from exportlake.domain.limits import QUEUED_LOST_AFTER_SECONDS, UNSENT_AFTER_SECONDS
 from exportlake.domain.models import CopyJob, Export, ResultRef, ResultState
-from exportlake.domain.naming import parse_timestamp, validate_export_name
-from exportlake.domain.ports import Gateway, JobQueue, Ledger, LedgerEntry, Metrics, Notifier
+from exportlake.domain.planrequest import PlanRequest, run_failure_cause
+from exportlake.domain.ports import ExportState, Gateway, JobQueue, Ledger, LedgerEntry, Metrics, Notifier
+from exportlake.domain.reconcile import Reconciler
 from exportlake.domain.timefmt import to_text
+from exportlake.domain.watermarks import RECONCILE_SLICE_SECONDS, read_new
+
+__all__ = ["ExportPlan", "LostBounds", "PlanReport", "PlanRequest", "Planner", "plan_export", "run_failure_cause"]
 
 log = logging.getLogger(__name__)
 
@@ -139,47 +141,8 @@ class PlanReport:
     retried_failed: set[tuple[str, str]] = field(default_factory=set)
     #: Results not copied yet that expire soon, announced by this run.
     expiring: list[tuple[str, str]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class PlanRequest:
-    """What one planner invocation was asked: the schedule's ``{}``, or a retry / backfill sent by hand.
-
-    ``{"retry_failed": true, "exports": ["win-info"], "since": "2026-11-01T00:00:00Z"}``: every key optional.
-    """
-
-    retry_failed: bool = False
-    only_exports: frozenset[str] | None = None
-    since: datetime | None = None
-
-    @classmethod
-    def from_event(cls, event: object) -> PlanRequest:
-        """Validate an invocation payload; raise ``ValidationError`` naming what is wrong."""
-        if not isinstance(event, dict):
-            return cls()
-        exports = event.get("exports")
-        if exports is not None and (not isinstance(exports, list) or not exports):
-            raise ValidationError("planner payload: 'exports' must be a non-empty list of export names")
-        since = event.get("since")
-        return cls(
-            retry_failed=event.get("retry_failed") is True,
-            only_exports=None if exports is None else frozenset(validate_export_name(e) for e in exports),
-            since=None if since is None else parse_timestamp(since, "planner payload 'since'"),
-        )
-
-
-def run_failure_cause(exc: BaseException) -> tuple[str, str]:
-    """(cause, fix) of a run-level failure, for ``sync.failed`` (the cause is also its dedup key)."""
-    if isinstance(exc, AuthError):
-        return "credentials", wording.CREDENTIALS_FIX  # the CLI's one-line error says the same
-    if isinstance(exc, ConfigError):
-        return "configuration", "fix the setting named in the error"
-    if isinstance(exc, TransientError | GatewayError):
-        return "gateway", "the gateway is unreachable or failing; it is retried on the next run"
-    name = type(exc).__name__
-    if "ResourceNotFound" in name or "Secret" in str(exc):
-        return "secret", "create the secret or fix EXPORTLAKE_SECRET_ID"
-    return name, "see the planner's logs"
+    #: Every result this run planned (so the reconciliation's pages do not plan one twice in a run).
+    looked: set[tuple[str, str]] = field(default_factory=set)
 
 
 class Planner:
@@ -188,12 +151,25 @@ class Planner:
     #: How long before its expiry an uncopied (or failed) result is announced with ``result.expiring``.
     expiring_within: timedelta = timedelta(hours=24)
 
-    def __init__(self, gateway: Gateway, ledger: Ledger, queue: JobQueue, notifier: Notifier, metrics: Metrics):
+    #: How often the full pass over every export's listing runs (``reconcileHours``).
+    reconcile_every: timedelta = timedelta(hours=24)
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        ledger: Ledger,
+        queue: JobQueue,
+        notifier: Notifier,
+        metrics: Metrics,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._gateway = gateway
         self._ledger = ledger
         self._queue = queue
         self._notifier = notifier
         self._metrics = metrics
+        self._clock = clock
 
     def run(
         self,
@@ -223,20 +199,26 @@ class Planner:
             exports = [e for e in exports if e.system_name in only_exports]
         report.exports = len(exports)
         cursor = self._ledger.cursor()
+        plain = since is None and not dry_run
+        states = self._ledger.export_states() if plain else {}
         last = ""
         for export in self._in_turn(exports, cursor):
             if remaining is not None and remaining() < RUN_MARGIN_SECONDS:
                 report.deferred.append(export.system_name)
                 continue
             try:
-                if since is not None or dry_run:
+                if not plain:
                     self._plan_selected(export, now, report, retry_failed, since, dry_run)
                     continue
-                self._plan_one(export, now, report, retry_failed)
+                state = self._plan_one(export, now, report, retry_failed, states.get(export.system_name))
+                states[export.system_name] = state
             except Exception as exc:  # AWS errors too: one export's failure must not stop the others
                 log.error("planning export %s failed: %s", export.system_name, exc)
                 report.errors.append(f"{export.system_name}: {exc}")
             last = export.system_name
+        if plain:
+            planned = {e.system_name: e for e in exports if e.system_name not in report.deferred}
+            Reconciler(self, states, now, report, retry_failed).run(planned, lambda: self._slice(remaining))
         if report.deferred:
             self._ledger.save_cursor(last or cursor)  # the next run starts after the last export planned
         elif cursor:
@@ -264,22 +246,59 @@ class Planner:
         return later + [e for e in ordered if e.system_name <= cursor]
 
     def _plan_one(
-        self, export: Export, now: datetime, report: PlanReport, retry_failed: bool, since: datetime | None = None
+        self, export: Export, now: datetime, report: PlanReport, retry_failed: bool, state: ExportState | None
+    ) -> ExportState:
+        """A plain run's plan of one export: what is new at the top of its listing, and its unfinished entries.
+
+        Reads only what is new (``domain.watermarks``) and the sparse index of unfinished entries, never the whole
+        listing or history, unless the listing is not served newest first (then it pages everything, as it must).
+        Returns the export's new state, saved once its jobs went out.
+        """
+        name = export.system_name
+
+        def on_invalid(*a: Any) -> None:
+            self._invalid(report, name, *a)
+
+        self._tell_last_run_error(export, report)
+        if state is None:
+            adopted = self._ledger.adopt(name)  # entries written before the index: findable from now on
+            if adopted:
+                log.info("export %s: %d unfinished entries from before the index now indexed", name, adopted)
+        inc = read_new(export, state, lambda n: self._gateway.results_page(name, n, on_invalid), now)
+        if not inc.complete:
+            log.info("export %s: %s; a full pass over its listing follows", name, inc.reason)
+        known = self._ledger.open_entries(name)
+        listed = list(inc.new)
+        if not inc.ordered and inc.state.total:
+            # No order to rely on: only the whole listing tells what is missing (the documented fallback).
+            listed = self._gateway.list_results(name, on_invalid=on_invalid)
+            known = self._ledger.entries(name)
+        self.apply(export, listed, known, now, report, retry_failed)
+        if inc.state != state:
+            self._ledger.save_export_state(inc.state)
+        return inc.state
+
+    def apply(
+        self,
+        export: Export,
+        listed: list[ResultRef],
+        known: dict[str, LedgerEntry],
+        now: datetime,
+        report: PlanReport,
+        retry_failed: bool,
+        since: datetime | None = None,
     ) -> None:
-        # An export that never ran has nothing to list; skip the round trip.
-        listed = (
-            []
-            if export.last_run is None and not export.last_run_error
-            else self._gateway.list_results(
-                export.system_name, on_invalid=lambda *a: self._invalid(report, export.system_name, *a)
-            )
-        )
-        if export.last_run_error and not any(
-            e == export.last_run_error for _, _, e in report.invalid
-        ):  # told once: the newest result is usually in the listing too, already reported there
-            self._invalid(report, export.system_name, "last_run", export.system_name, export.last_run_error)
-        known = self._ledger.entries(export.system_name)
-        plan = _cut(plan_export(export, listed, known, now, retry_failed=retry_failed), since)
+        """Plan ``listed`` and the unfinished ``known`` entries of one export, and act: expire, notify, enqueue."""
+        candidates = list(listed)
+        seen = {r.result_id for r in listed}
+        for entry in known.values():
+            if entry.result_id not in seen and entry.export_name == export.system_name:
+                try:
+                    candidates.append(entry.ref)
+                except ExportlakeError as exc:  # a stored entry we cannot turn back into a result: say so
+                    log.error("ledger entry %s/%s is not valid: %s", entry.export_name, entry.result_id, exc)
+        plan = _cut(plan_export(export, candidates, known, now, retry_failed=retry_failed), since)
+        report.looked |= {(r.export_name, r.result_id) for r in candidates}
         bounds = LostBounds.at(now)
         for ref in plan.expired:
             # The conditional write makes the report happen once, however many planners run.
@@ -326,13 +345,44 @@ class Planner:
             if known.get(r.result_id) and known[r.result_id].state == ResultState.FAILED
         }
         report.retried_failed |= retried
+        self._warn_expiring(export, candidates, known, now, report)
 
-        self._warn_expiring(export, listed, known, now, report)
+    def _tell_last_run_error(self, export: Export, report: PlanReport) -> None:
+        if export.last_run_error and not any(
+            e == export.last_run_error for _, _, e in report.invalid
+        ):  # told once: the newest result is usually in the listing too, already reported there
+            self._invalid(report, export.system_name, "last_run", export.system_name, export.last_run_error)
+
+    def _slice(self, remaining: Callable[[], float] | None) -> float:
+        """Seconds this run may spend on reconciliation: the slice, within the run's margin."""
+        if remaining is None:
+            return RECONCILE_SLICE_SECONDS
+        return max(0.0, min(RECONCILE_SLICE_SECONDS, remaining() - RUN_MARGIN_SECONDS))
+
+    @property
+    def gateway(self) -> Gateway:
+        """The gateway this planner lists from (the reconciler pages through it)."""
+        return self._gateway
+
+    @property
+    def ledger(self) -> Ledger:
+        """The ledger this planner writes (the reconciler reads and saves cursors through it)."""
+        return self._ledger
+
+    def monotonic(self) -> float:
+        """The planner's clock for time slices (seconds)."""
+        return self._clock()
+
+    def invalid(self, report: PlanReport, export_name: str, *args: Any) -> None:
+        """Report one item that failed validation (see ``_invalid``)."""
+        self._invalid(report, export_name, *args)
 
     # -- reporting --------------------------------------------------------------------------------------------
     def _invalid(self, report: PlanReport, export_name: str, what: str, item: str, error: Exception | str) -> None:
         """Report one item that failed validation: log, count, and one notice per item, ever."""
         message = str(error)
+        if (what, item, message) in report.invalid:
+            return  # read twice in one run (the top of a listing, then its full pass): told once
         report.invalid.append((what, item, message))
         log.error("skipped invalid %s %s: %s", what, item[:200], message)
         event = notices.EXPORT_INVALID if what == "export" else notices.RESULT_INVALID
@@ -398,17 +448,15 @@ class Planner:
     def _plan_selected(
         self, export: Export, now: datetime, report: PlanReport, retry_failed: bool, since: datetime | None, dry: bool
     ) -> None:
-        """A backfill: the plan limited to results created at or after ``since``; ``dry`` only reports it."""
-        if not dry:
-            # Same path as a normal run, with the gateway's answers cut to the selected results.
-            self._plan_one(export, now, report, retry_failed, since=since)
-            return
-        listed = (
-            []
-            if export.last_run is None and not export.last_run_error
-            else self._gateway.list_results(export.system_name, on_invalid=lambda *a: None)
-        )
+        """A backfill: the whole listing, planned against the whole history, cut to results created at or after
+        ``since``; ``dry`` only reports it. Sent by hand, so it may read everything; it moves no watermark."""
+        self._tell_last_run_error(export, report)
+        on_invalid = (lambda *a: None) if dry else (lambda *a: self._invalid(report, export.system_name, *a))
+        listed = self._gateway.list_results(export.system_name, on_invalid=on_invalid)
         known = self._ledger.entries(export.system_name)
+        if not dry:
+            self.apply(export, listed, known, now, report, retry_failed, since=since)
+            return
         plan = _cut(plan_export(export, listed, known, now, retry_failed=retry_failed), since)
         report.enqueued.extend((r.export_name, r.result_id) for r in plan.to_copy)
         report.expired.extend((r.export_name, r.result_id) for r in plan.expired)
@@ -433,4 +481,5 @@ def _cut(plan: ExportPlan, since: datetime | None) -> ExportPlan:
         plan.export_name,
         tuple(r for r in plan.to_copy if r.created_at >= since),
         tuple(r for r in plan.expired if r.created_at >= since),
+        tuple(r for r in plan.renotify if r.created_at >= since),
     )

@@ -38,6 +38,16 @@ class LedgerEntry:
     notify_until: str = ""
     #: True once the planner's SendMessage for a "queued" entry went out.
     enqueued: bool = False
+    #: Copy attempts the result ever had (``attempts`` restarts at each claim; this never does), and the version of
+    #: the code that created the item (2: it counts ``starts``; 0: written before, its history unknown).
+    starts: int = 0
+    version: int = 0
+
+    @property
+    def first_attempt(self) -> bool:
+        """True right after the copy lease was taken for the first time ever: nothing of an earlier attempt
+        (parts, manifest, open uploads) can exist, so a copier need not look for any."""
+        return self.version >= 2 and self.starts == 1
 
     def lease_live(self, now: str) -> bool:
         """True while a copy lease is held and not lapsed at ``now`` (ISO 8601, comparable as text)."""
@@ -50,6 +60,41 @@ class LedgerEntry:
             self.export_name,
             {"id": self.result_id, "created_at": self.created_at, "expires_at": self.expires_at or None},
         )
+
+
+@dataclass(frozen=True)
+class ExportState:
+    """What the ledger remembers of one export between runs: its watermark and its reconciliation cursor.
+
+    The watermark: every listed result at or above ``newest_id`` (newest first) was planned, when the listing held
+    ``total`` results. The reconciliation (a full pass over the listing, at most once per ``reconcileHours``)
+    runs over several runs: ``recon_page`` is the next page to read (0: no pass running), ``recon_from`` when the
+    running pass started, ``recon_last`` the creation time of the last result it read, ``recon_at`` when the last
+    complete pass started. Times are stored text (``domain.timefmt``).
+    """
+
+    export_name: str
+    newest_id: str = ""
+    newest_created: str = ""
+    #: The listing's ``total`` at the watermark; -1 when unknown.
+    total: int = -1
+    #: "newest_first" once the pages read were seen newest first (never assumed); "" otherwise.
+    order: str = ""
+    #: Results per page as the server serves them (learned from a full first page); 0 when unknown.
+    page_size: int = 0
+    recon_at: str = ""
+    recon_page: int = 0
+    recon_from: str = ""
+    recon_last: str = ""
+
+
+@dataclass(frozen=True)
+class ResultsPage:
+    """One page of an export's results: the valid ones, how many items it held (valid or not), the ``total``."""
+
+    refs: tuple[ResultRef, ...]
+    count: int
+    total: int
 
 
 #: Called with (what, item as text, error) for each item from the API that fails validation and is skipped.
@@ -67,6 +112,10 @@ class Gateway(Protocol):
 
     def list_results(self, export_name: str, on_invalid: OnInvalid | None = None) -> list[ResultRef]: ...
 
+    def results_page(self, export_name: str, page: int, on_invalid: OnInvalid | None = None) -> ResultsPage:
+        """Page ``page`` (from 1) of the export's results, in the order the gateway serves them."""
+        ...
+
     def download_url(self, result_id: str) -> str: ...
 
     def open_download(self, url: str) -> AbstractContextManager[Iterator[bytes]]:
@@ -81,9 +130,29 @@ class Ledger(Protocol):
     (``domain.lease.new_owner``); ``take_over`` names a provably dead holder whose lease may be replaced now.
     """
 
-    def entries(self, export_name: str) -> dict[str, LedgerEntry]: ...
+    def entries(self, export_name: str) -> dict[str, LedgerEntry]:
+        """Every entry of one export (reads the export's whole history: reconciliation and fallbacks only)."""
+        ...
 
     def get(self, export_name: str, result_id: str) -> LedgerEntry | None: ...
+
+    def get_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], LedgerEntry]:
+        """The entries of ``(export, result id)`` keys that exist (consistent reads)."""
+        ...
+
+    def open_entries(self, export_name: str) -> dict[str, LedgerEntry]:
+        """The export's unfinished entries: queued, copying, failed, or not yet announced (a sparse index)."""
+        ...
+
+    def adopt(self, export_name: str) -> int:
+        """Index the export's unfinished entries written before the index existed; how many were tagged."""
+        ...
+
+    def export_states(self) -> dict[str, ExportState]:
+        """Every export's state (watermark, reconciliation cursor), by export name."""
+        ...
+
+    def save_export_state(self, state: ExportState) -> None: ...
 
     def claim_queued(
         self,

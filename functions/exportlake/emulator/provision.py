@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 
 from exportlake.adapters.catalog import GlueCatalog
 from exportlake.adapters.lakestore import S3LakeStore
+from exportlake.adapters.ledgerindex import INDEX_ATTRIBUTES, INDEX_DEFINITION
 from exportlake.domain import latest
 from exportlake.domain.erasure import SALT_BYTES
 from exportlake.domain.errors import ConfigError
@@ -74,6 +75,20 @@ class Provisioned:
     topic_arn: str
 
 
+def add_ledger_index(ddb: Any, table: str) -> bool:
+    """Add the index of unfinished results to a ledger table made before it (what ``cdk deploy`` does to a deployed
+    stack's table: UpdateTable, in place); False when it is there already."""
+    described = ddb.describe_table(TableName=table)["Table"]
+    if any(i["IndexName"] == INDEX_DEFINITION["IndexName"] for i in described.get("GlobalSecondaryIndexes", [])):
+        return False
+    ddb.update_table(
+        TableName=table,
+        AttributeDefinitions=INDEX_ATTRIBUTES,
+        GlobalSecondaryIndexUpdates=[{"Create": INDEX_DEFINITION}],
+    )
+    return True
+
+
 def provision(settings: Settings, clients: Any) -> Provisioned:
     """Create bucket, ledger, queue (+DLQ), topic and Glue database with its tables (merged); idempotent.
 
@@ -99,16 +114,19 @@ def provision(settings: Settings, clients: Any) -> Provisioned:
             AttributeDefinitions=[
                 {"AttributeName": "export_name", "AttributeType": "S"},
                 {"AttributeName": "result_id", "AttributeType": "S"},
+                *INDEX_ATTRIBUTES,
             ],
             KeySchema=[
                 {"AttributeName": "export_name", "KeyType": "HASH"},
                 {"AttributeName": "result_id", "KeyType": "RANGE"},
             ],
+            GlobalSecondaryIndexes=[INDEX_DEFINITION],
             BillingMode="PAY_PER_REQUEST",
         )
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "ResourceInUseException":
             raise
+        add_ledger_index(ddb, settings.ledger_table)
     name = queue_name(settings.queue_url)
     dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
