@@ -20,9 +20,11 @@ from exportlake.domain.schemas import EXPORT_TYPES, ResultSemantics
 from exportlake.settings import (
     DEFAULT_DOWNLOAD_HOSTS,
     DEFAULT_EXPIRY_WARNING_HOURS,
+    DEFAULT_RECONCILE_HOURS,
     MAX_EXPIRY_WARNING_HOURS,
     MAX_GATEWAY_RPS,
     MAX_LAKE_RETENTION_DAYS,
+    MAX_RECONCILE_HOURS,
     is_host_pattern,
 )
 
@@ -51,6 +53,8 @@ DEFAULTS: dict[str, Any] = {
     "gatewayMaxRequestsPerSecond": GATEWAY_MAX_REQUESTS_PER_SECOND,
     "rawArchive": True,
     "expiryWarningHours": DEFAULT_EXPIRY_WARNING_HOURS,
+    # EXPORTLAKE_RECONCILE_HOURS: a full pass over each export's listing (finds results listed late) this often.
+    "reconcileHours": DEFAULT_RECONCILE_HOURS,
     # Export type → "snapshot" | "delta"; types not named keep the registry's default (see docs/analytics.md).
     "resultSemantics": {},
     # Days a result stays in the lake (partition, Parquet, raw, index, manifest, every version); 0 keeps them forever.
@@ -128,6 +132,7 @@ class Config:
     lake_formation_readers: tuple[str, ...] = ()
     #: The customer-managed KMS key of the existing secret; the functions reading it may decrypt with it.
     existing_secret_kms_key_arn: str | None = None
+    reconcile_hours: int = DEFAULT_RECONCILE_HOURS
 
     @property
     def removal_policy(self) -> cdk.RemovalPolicy:
@@ -382,6 +387,8 @@ class _Reader:
             lake_formation=lake_formation,
             lake_formation_readers=self.lake_formation_readers(lake_formation),
             existing_secret_kms_key_arn=self.secret_key(secret_name),
+            # The same bounds as the runtime's EXPORTLAKE_RECONCILE_HOURS.
+            reconcile_hours=self.integer("reconcileHours", 1, MAX_RECONCILE_HOURS),
         )
         if self.problems:
             raise ConfigError(

@@ -62,6 +62,7 @@ class ExportLakeStack(cdk.Stack):
             "EXPORTLAKE_DOWNLOAD_HOSTS": ",".join(config.download_hosts),
             "EXPORTLAKE_GATEWAY_MAX_RPS": f"{config.gateway_max_rps:g}",
             "EXPORTLAKE_EXPIRY_WARNING_HOURS": str(config.expiry_warning_hours),
+            "EXPORTLAKE_RECONCILE_HOURS": str(config.reconcile_hours),
             "EXPORTLAKE_RAW_ARCHIVE": "on" if config.raw_archive else "off",
             "EXPORTLAKE_PRIVACY_SALT_ID": self.salt.secret.secret_arn,
             "EXPORTLAKE_LAKE_RETENTION_DAYS": str(config.lake_retention_days),
@@ -125,7 +126,8 @@ class ExportLakeStack(cdk.Stack):
         database = self.catalog.database_name
         arns: dict[str, list[str]] = {
             permissions.SECRET: [self.secret.policy_arn],
-            permissions.LEDGER: [self.ledger.table.table_arn],
+            # The table and its indexes (the planner Queries the index of unfinished results).
+            permissions.LEDGER: [self.ledger.table.table_arn, f"{self.ledger.table.table_arn}/index/*"],
             permissions.COPY_QUEUE: [self.copy_jobs.queue.queue_arn],
             permissions.COPY_DLQ: [self.copy_jobs.dlq.queue_arn],
             permissions.PLANNER_FAILURES: [self.schedule.failed_runs.queue_arn],

@@ -127,6 +127,7 @@ def build_planner(metrics: Metrics) -> Planner:
     """The planner service."""
     service = Planner(gateway(), ledger(), job_queue(), notifier(), metrics)
     service.expiring_within = timedelta(hours=settings().expiry_warning_hours)
+    service.reconcile_every = timedelta(hours=settings().reconcile_hours)
     return service
 
 

@@ -196,6 +196,13 @@ USES: dict[str, dict[str, tuple[str, ...]]] = {
             "claim_notification",
             "release_notification",
             "mark_notified",
+        ),
+        # Queries the index of unfinished results (the stack grants the table's indexes with the table).
+        "exportlake.adapters.ledgerindex.LedgerIndex": (
+            "open_entries",
+            "adopt",
+            "export_states",
+            "save_export_state",
             "claim_alert",
             "release_alert",
             "alerts",
@@ -296,6 +303,7 @@ USES: dict[str, dict[str, tuple[str, ...]]] = {
 CLI_ONLY: dict[str, tuple[str, ...]] = {
     "exportlake.adapters.privacy.DynamoPrivacy": ("lift", "requests", "suppressed_rows", "retired"),
     "exportlake.adapters.ledger.DynamoLedger": ("all_entries",),
+    "exportlake.adapters.ledgerindex.LedgerIndex": ("get_many",),
     "exportlake.adapters.lakestore.S3LakeStore": ("open_uploads", "abort_upload"),
     "exportlake.adapters.catalog.GlueCatalog": (
         "ensure_database",

@@ -236,6 +236,24 @@ def _unfinished(entries: list[LedgerEntry]) -> list[LedgerEntry]:
     ]
 
 
+def open_entries(
+    only_exports: frozenset[str] | None = None, also: set[tuple[str, str]] | None = None
+) -> list[LedgerEntry]:
+    """Every entry not finished (queued, copying, failed, or not announced), as the table holds it now.
+
+    Found through the ledger's sparse index per export (exports the planner keeps a state for, ``only_exports``
+    when given), never by a Scan; the index may lag behind a write, so each entry is read again by key
+    (consistent) together with the ``also`` keys (this run's results).
+    """
+    ledger = bootstrap.ledger()
+    names = set(only_exports) if only_exports is not None else set(ledger.export_states())
+    names |= {e for e, _ in also or set() if only_exports is None or e in only_exports}
+    keys = [(e.export_name, e.result_id) for name in sorted(names) for e in ledger.open_entries(name).values()]
+    fresh = ledger.get_many([*keys, *sorted(also or set())])
+    return [e for e in fresh.values() if e.state in (ResultState.QUEUED, ResultState.COPYING, ResultState.FAILED)
+            or not e.notified]  # fmt: skip
+
+
 def _held_by_live(entry: LedgerEntry, now: str) -> bool:
     """True if another copier that may be alive holds the entry's copy or notification lease."""
     if entry.lease_live(now) and not holder_is_dead(entry.lease_owner):
@@ -266,13 +284,12 @@ def finish_unfinished(
     Results left "queued"/"copying" by killed runs (or whose messages are hidden by a killed receive) are found
     here, not 24 hours later; the same copier code runs on them through the same queue and event shapes.
     """
-    ledger = bootstrap.ledger()
     queue = bootstrap.job_queue()
     deadline = time.monotonic() + wait
     rounds = 0
     while True:
         now = now_text()
-        left = [e for e in _unfinished(ledger.all_entries()) if only_exports is None or e.export_name in only_exports]
+        left = _unfinished(open_entries(only_exports, seen))
         ready = [e for e in left if not _held_by_live(e, now)]
         held = [e for e in left if _held_by_live(e, now)]
         if ready and rounds < MAX_FINISH_ROUNDS:
@@ -345,10 +362,11 @@ def sync(
     report.invocations, report.retried, seen = drain_queue(on_batch=on_batch)
     finish_unfinished(report, seen, wait=wait, on_batch=on_batch, only_exports=only_exports)
     report.aborted_uploads = sweep_uploads()
-    ledger = bootstrap.ledger()
     held = set(report.held)
-    entries = [e for e in ledger.all_entries() if only_exports is None or e.export_name in only_exports]
-    for entry in sorted(entries, key=lambda e: (e.export_name, e.result_id)):
+    # This run's results and whatever is still unfinished: by key and through the index, never a Scan.
+    entries = {(e.export_name, e.result_id): e for e in open_entries(only_exports, seen)}
+    entries |= bootstrap.ledger().get_many(sorted(k for k in seen if only_exports is None or k[0] in only_exports))
+    for entry in sorted(entries.values(), key=lambda e: (e.export_name, e.result_id)):
         key = (entry.export_name, entry.result_id)
         if entry.state == ResultState.COPIED:
             if key in seen:

@@ -35,12 +35,16 @@ OPTIONAL_VARS: tuple[str, ...] = (
     "EXPORTLAKE_GATEWAY_MAX_RPS",
     "EXPORTLAKE_PRIVACY_SALT_ID",
     "EXPORTLAKE_LAKE_RETENTION_DAYS",
+    "EXPORTLAKE_RECONCILE_HOURS",
 )
 #: Highest ``EXPORTLAKE_LAKE_RETENTION_DAYS`` (``lakeRetentionDays``); ``0`` keeps results forever.
 MAX_LAKE_RETENTION_DAYS = 36500
 #: The secret holding the salt of person keys (``domain.erasure``) when ``EXPORTLAKE_PRIVACY_SALT_ID`` is unset.
 DEFAULT_PRIVACY_SALT_ID = "exportlake/privacy-salt"
 DEFAULT_EXPIRY_WARNING_HOURS = 24
+#: A full pass over every export's listing (what finds a result listed late) starts at most this often.
+DEFAULT_RECONCILE_HOURS = 24
+MAX_RECONCILE_HOURS = 24 * 30
 MAX_EXPIRY_WARNING_HOURS = 24 * 30
 #: Highest ``EXPORTLAKE_GATEWAY_MAX_RPS`` accepted (``0`` turns the bound off).
 MAX_GATEWAY_RPS = 1000.0
@@ -73,6 +77,8 @@ class Settings:
     privacy_salt_id: str = DEFAULT_PRIVACY_SALT_ID
     #: Results created more than this many days ago leave the lake whole (``lakeRetentionDays``); 0: never.
     lake_retention_days: int = 0
+    #: Hours between two full passes over each export's listing (the reconciliation).
+    reconcile_hours: int = DEFAULT_RECONCILE_HOURS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -128,6 +134,12 @@ class Settings:
                 f"EXPORTLAKE_GATEWAY_MAX_RPS={raw_rps!r} is not valid (requests per second, 0 to "
                 f"{MAX_GATEWAY_RPS:g}; 0 turns the bound off)"
             )
+        raw_reconcile = env.get("EXPORTLAKE_RECONCILE_HOURS", "").strip() or str(DEFAULT_RECONCILE_HOURS)
+        reconcile = int(raw_reconcile) if raw_reconcile.isdigit() else 0
+        if not 1 <= reconcile <= MAX_RECONCILE_HOURS:
+            problems.append(
+                f"EXPORTLAKE_RECONCILE_HOURS={raw_reconcile!r} is not valid (whole hours, 1 to {MAX_RECONCILE_HOURS})"
+            )
         salt_id = env.get("EXPORTLAKE_PRIVACY_SALT_ID", "").strip() or DEFAULT_PRIVACY_SALT_ID
         if not _SECRET_ID.fullmatch(salt_id):
             problems.append(f"EXPORTLAKE_PRIVACY_SALT_ID={salt_id!r} is not valid (a secret name or ARN)")
@@ -141,7 +153,7 @@ class Settings:
         if problems:
             raise ConfigError("invalid exportlake settings: " + "; ".join(problems))
         place = (bucket, glue_database, ledger_table, topic_arn, queue_url)
-        return cls(gateway_url, secret_id, *place, hosts, hours, rps, salt_id, days)
+        return cls(gateway_url, secret_id, *place, hosts, hours, rps, salt_id, days, reconcile)
 
     def as_env(self) -> dict[str, str]:
         """The contract as environment variables (the inverse of ``from_env``; optional ones when not default)."""
@@ -154,6 +166,8 @@ class Settings:
             optional["EXPORTLAKE_PRIVACY_SALT_ID"] = self.privacy_salt_id
         if self.lake_retention_days:
             optional["EXPORTLAKE_LAKE_RETENTION_DAYS"] = str(self.lake_retention_days)
+        if self.reconcile_hours != DEFAULT_RECONCILE_HOURS:
+            optional["EXPORTLAKE_RECONCILE_HOURS"] = str(self.reconcile_hours)
         return optional | dict(
             zip(
                 ENV_VARS,

@@ -114,6 +114,29 @@ def test_lake_lifecycle(resources: Resources) -> None:
     assert all(r["Status"] == "Enabled" for r in rules.values())
 
 
+def test_the_ledger_keeps_its_keys_and_gains_the_sparse_index_in_place(resources: Resources) -> None:
+    """Upgrading a deployed stack: same logical id and key schema (no replacement, no item lost); the one change is
+    an added global secondary index, which CloudFormation applies with UpdateTable."""
+    table_id, table = one(resources, "AWS::DynamoDB::Table", "Ledger")
+    assert table_id.startswith("LedgerTable")
+    props = table["Properties"]
+    assert props["KeySchema"] == [
+        {"AttributeName": "export_name", "KeyType": "HASH"},
+        {"AttributeName": "result_id", "KeyType": "RANGE"},
+    ]
+    assert "TableName" not in props
+    assert props["GlobalSecondaryIndexes"] == [
+        {
+            "IndexName": "unfinished",
+            "KeySchema": [
+                {"AttributeName": "unfinished", "KeyType": "HASH"},
+                {"AttributeName": "result_id", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        }
+    ]
+
+
 def test_retain_data_false_destroys_and_raw_zero_keeps_forever(synth_alt: Synthesized) -> None:
     resources = synth_alt.raw["Resources"]
     _, lake = one(resources, "AWS::S3::Bucket", "LakeBucket")
@@ -245,6 +268,7 @@ def test_function_environment_is_exactly_the_settings_contract(resources: Resour
         "EXPORTLAKE_DOWNLOAD_HOSTS": "*.digitaloceanspaces.com",
         "EXPORTLAKE_GATEWAY_MAX_RPS": "20",
         "EXPORTLAKE_EXPIRY_WARNING_HOURS": "24",
+        "EXPORTLAKE_RECONCILE_HOURS": "24",
         "EXPORTLAKE_RAW_ARCHIVE": "on",
         "EXPORTLAKE_PRIVACY_SALT_ID": {"Ref": salt_id},
         "EXPORTLAKE_LAKE_RETENTION_DAYS": "0",
@@ -440,7 +464,8 @@ def test_grants_are_scoped_to_their_resources(resources: Resources) -> None:
     copier = statements_by_sid(resources, COPIER_HANDLER)
     for by_sid in (planner, copier):
         assert by_sid["GatewaySecret"]["Resource"] == {"Ref": ids["secret"]}
-        assert by_sid["Ledger"]["Resource"] == {"Fn::GetAtt": [ids["ledger"], "Arn"]}
+        table_arn = {"Fn::GetAtt": [ids["ledger"], "Arn"]}
+        assert by_sid["Ledger"]["Resource"] == [table_arn, {"Fn::Join": ["", [table_arn, "/index/*"]]}]
         assert by_sid["Notify"]["Resource"] == {"Ref": ids["topic"]}
         assert by_sid["NotifyKey"]["Resource"] == {"Fn::GetAtt": [ids["key"], "Arn"]}
     assert planner["CopyJobsSend"]["Resource"] == {"Fn::GetAtt": [ids["queue"], "Arn"]}

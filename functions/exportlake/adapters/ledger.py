@@ -39,7 +39,8 @@ class DynamoLedger:
     def __init__(self, dynamodb_client: Any, table: str):
         self._db = dynamodb_client
         self._table = table
-        self._index = LedgerIndex(dynamodb_client, table)
+        # Its calls are its own (listed under LedgerIndex in exportlake.iam), made on this same client.
+        self._index = LedgerIndex(self._db, table)
 
     # -- reads that do not grow with history (adapters.ledgerindex) ------------------------------------------
     def open_entries(self, export_name: str) -> dict[str, LedgerEntry]:

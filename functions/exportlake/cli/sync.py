@@ -29,7 +29,9 @@ def _open_failures(exports: frozenset[str] | None) -> list[Any]:
     """Ledger entries left failed that can still be copied (not expired), in the selected exports."""
     now = utc_now()
     out = []
-    for entry in bootstrap.ledger().all_entries():
+    from exportlake.runner import open_entries
+
+    for entry in open_entries(exports):  # failed results stay in the ledger's index of unfinished ones
         if entry.state != ResultState.FAILED or (exports is not None and entry.export_name not in exports):
             continue
         expires = parse_time(entry.expires_at)

@@ -65,7 +65,7 @@ class Reconciler:
                     self._save(state)
                 continue
             try:
-                self._states[name] = self._pass(exports[name], state, lambda end=stop_at: clock() >= end)
+                self._states[name] = self._pass(exports[name], state, _deadline(clock, stop_at))
             except Exception as exc:  # one export's failure must not stop the others
                 log.error("reconciling export %s failed: %s", name, exc)
                 self._report.errors.append(f"{name}: reconciliation: {exc}")
@@ -105,6 +105,10 @@ class Reconciler:
 
     def _save(self, state: ExportState) -> None:
         self._planner.ledger.save_export_state(state)
+
+
+def _deadline(clock: Callable[[], float], at: float) -> Callable[[], bool]:
+    return lambda: clock() >= at
 
 
 def _needs_look(entry: LedgerEntry | None) -> bool:
