@@ -290,3 +290,28 @@ def test_a_body_cut_short_without_content_length_is_transient() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_throttled_download_host_is_waited_for_within_the_time_left(sim: GatewaySimulator) -> None:
+    """A 429 from the object store with a long Retry-After is honoured when the time left allows it (it used to
+    fail at once as "the gateway asked to wait", burning the job's deliveries in seconds)."""
+    fake = FakeTime()
+    gw = bounded_client(sim, fake, max_requests_per_second=0, deadline=lambda: 600.0)
+    rid = sim.results("win-info")[0]["id"]
+    url = gw.download_url(rid)
+    sim.faults.inject("rate_limit", times=1, retry_after=120, target="download")
+    with gw.open_download(url) as chunks:
+        assert b"".join(chunks) == sim.document_bytes(rid)
+    assert fake.sleeps == [120.0]
+
+
+def test_a_download_wait_past_the_deadline_names_the_download_host(sim: GatewaySimulator) -> None:
+    fake = FakeTime()
+    gw = bounded_client(sim, fake, max_requests_per_second=0, deadline=lambda: 90.0)
+    url = gw.download_url(sim.results("win-info")[0]["id"])
+    sim.faults.inject("rate_limit", times=1, retry_after=120, target="download")
+    with pytest.raises(TransientError) as caught, gw.open_download(url):
+        pass
+    message = str(caught.value)
+    assert "download from 127.0.0.1: the download host asked to wait 120.0 s (Retry-After)" in message
+    assert "gateway" not in message and fake.sleeps == []

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urljoin
+from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -50,9 +50,16 @@ class Budget:
     margin); ``None`` means no deadline. Shared by a client's sessions, so it can be set after they exist.
     """
 
-    def __init__(self, max_wait: float = GATEWAY_MAX_WAIT_SECONDS, deadline: Callable[[], float] | None = None):
+    def __init__(
+        self,
+        max_wait: float = GATEWAY_MAX_WAIT_SECONDS,
+        deadline: Callable[[], float] | None = None,
+        who: str = "the gateway",
+    ):
         self.max_wait = float(max_wait)
         self.deadline = deadline
+        #: Who asks for the waits, as messages name it ("the gateway", "the download host").
+        self.who = who
 
     def left(self) -> float:
         """Seconds left before the deadline (infinite without one)."""
@@ -68,11 +75,14 @@ class Budget:
         left = self.left()
         if wait > self.max_wait:
             raise TransientError(
-                f"the gateway asked to wait {wait:.0f} s ({why}), more than the {self.max_wait:.0f} s allowed; "
+                f"{self.who} asked to wait {wait:.0f} s ({why}), more than the {self.max_wait:.0f} s allowed; "
                 "try again later"
             )
         if wait >= left:
-            raise TransientError(f"waiting {wait:.1f} s ({why}) would pass the deadline ({left:.1f} s left)")
+            raise TransientError(
+                f"{self.who} asked to wait {wait:.1f} s ({why}), which would pass the deadline ({left:.1f} s left); "
+                "try again later"
+            )
         return wait
 
 
@@ -244,8 +254,11 @@ class HttpGateway:
         self._credentials = credentials
         self.budget = Budget(max_wait, deadline)
         self._session = session or new_session(retry_policy(budget=self.budget, sleep=sleep))
+        # The object store's waits are bounded by the time left only (a throttled download is worth waiting for:
+        # failing it burns one of the job's few deliveries); the deadline is the client's, read at each wait.
+        self.download_budget = Budget(float("inf"), self.budget.left, who="the download host")
         # A separate session: it never holds the bearer token, so no redirect or retry can carry it off-host.
-        self._download = download_session or new_session(retry_policy(budget=self.budget, sleep=sleep))
+        self._download = download_session or new_session(retry_policy(budget=self.download_budget, sleep=sleep))
         self._guard = DownloadGuard(download_hosts)
         self._per_page = per_page
         self.rate = RateLimit(max_requests_per_second, clock, sleep)
@@ -413,11 +426,14 @@ class HttpGateway:
     def _open(self, url: str) -> requests.Response:
         for _ in range(5):
             self._guard.check(url)
-            self.budget.check("download")
+            host = urlsplit(url).hostname or "?"
+            self.budget.check(f"download from {host}")
             try:
                 resp = self._download.get(url, stream=True, timeout=TIMEOUT, allow_redirects=False)
             except requests.RequestException as exc:
-                raise TransientError(f"download failed: {type(exc).__name__}") from None
+                raise TransientError(f"download from {host} failed: {type(exc).__name__}") from None
+            except TransientError as exc:  # a wait the download host asked for did not fit: name the host
+                raise TransientError(f"download from {host}: {exc}") from None
             if resp.is_redirect:
                 location = resp.headers.get("Location", "")
                 resp.close()
@@ -428,7 +444,7 @@ class HttpGateway:
                 raise DownloadExpired(f"the object store refused the download URL (HTTP {resp.status_code})")
             if resp.status_code == 429 or resp.status_code >= 500:
                 resp.close()
-                raise TransientError(f"download: HTTP {resp.status_code} after retries")
+                raise TransientError(f"download from {host}: HTTP {resp.status_code} after retries")
             if resp.status_code != 200:
                 resp.close()
                 raise GatewayError(f"download: HTTP {resp.status_code}")

@@ -259,12 +259,12 @@ class Planner:
         def on_invalid(*a: Any) -> None:
             self._invalid(report, name, *a)
 
-        self._tell_last_run_error(export, report)
         if state is None:
             adopted = self._ledger.adopt(name)  # entries written before the index: findable from now on
             if adopted:
                 log.info("export %s: %d unfinished entries from before the index now indexed", name, adopted)
         inc = read_new(export, state, lambda n: self._gateway.results_page(name, n, on_invalid), now)
+        self._tell_last_run_error(export, report)
         if not inc.complete:
             log.info("export %s: %s; a full pass over its listing follows", name, inc.reason)
         known = self._ledger.open_entries(name)
@@ -450,9 +450,10 @@ class Planner:
     ) -> None:
         """A backfill: the whole listing, planned against the whole history, cut to results created at or after
         ``since``; ``dry`` only reports it. Sent by hand, so it may read everything; it moves no watermark."""
-        self._tell_last_run_error(export, report)
         on_invalid = (lambda *a: None) if dry else (lambda *a: self._invalid(report, export.system_name, *a))
         listed = self._gateway.list_results(export.system_name, on_invalid=on_invalid)
+        if not dry:
+            self._tell_last_run_error(export, report)
         known = self._ledger.entries(export.system_name)
         if not dry:
             self.apply(export, listed, known, now, report, retry_failed, since=since)
