@@ -138,23 +138,26 @@ def run_selected_planner(
     retry_failed: bool, only_exports: frozenset[str] | None, since: datetime | None, dry_run: bool
 ) -> dict[str, Any]:
     """The planner service itself, for a backfill or a dry run (filters the scheduled handler never gets)."""
-    from exportlake.domain.errors import ExportlakeError
     from exportlake.domain.ports import NullMetrics
     from exportlake.domain.timefmt import utc_now
 
     report = bootstrap.build_planner(NullMetrics()).run(
         utc_now(), retry_failed=retry_failed, only_exports=only_exports, since=since, dry_run=dry_run
     )
+    from exportlake.handlers.planner import MAX_INVALID_LISTED, PlanningFailed
+
     summary: dict[str, Any] = {
         "exports": report.exports,
         "enqueued": 0 if dry_run else len(report.enqueued),
         "expired": 0 if dry_run else len(report.expired),
         "errors": report.errors,
+        "invalid": len(report.invalid),
+        "invalid_items": [list(i) for i in report.invalid[:MAX_INVALID_LISTED]],
     }
     if dry_run:
         summary["would_copy"] = list(report.enqueued)
     if report.errors:
-        raise ExportlakeError(f"planning failed for {len(report.errors)} export(s): {'; '.join(report.errors)}")
+        raise PlanningFailed(f"planning failed for {len(report.errors)} export(s): {'; '.join(report.errors)}", summary)
     return summary
 
 
@@ -355,6 +358,7 @@ def sync(
             report.planned = run_selected_planner(retry_failed, only_exports, since, dry_run)
     except Exception as exc:  # the planner plans every export it can before it raises; copy those anyway
         report.planner_error = wording.run_failure(exc, os.environ.get("EXPORTLAKE_GATEWAY_URL", "").strip())
+        report.planned = dict(getattr(exc, "summary", {}) or {})  # empty when the run failed as a whole
     if dry_run:
         return report
     if on_planned is not None:

@@ -196,6 +196,14 @@ def summary(
         "invocations": int(getattr(report, "invocations", 0) or 0),
         "retried": int(getattr(report, "retried", 0) or 0),
         "planner_error": str(getattr(report, "planner_error", "") or ""),
+        # The run got as far as a plan (a whole-run failure, such as bad credentials, has none).
+        "planned": bool(planned),
+        "invalid": [
+            {"what": str(i[0]), "item": str(i[1]), "error": str(i[2])}
+            for i in planned.get("invalid_items", [])
+            if isinstance(i, list | tuple) and len(i) >= 3
+        ],
+        "invalid_count": int(planned.get("invalid", 0) or 0),
     }
     return data
 
@@ -206,12 +214,20 @@ def render_lines(data: dict[str, Any]) -> list[str]:
         lines = [f"dry run: {len(data['would_copy'])} results would be copied from {data['exports']} exports"]
         lines += [f"  would copy: {w['export']} {w['result_id']}" for w in data["would_copy"]]
         return lines
-    lines = [
-        f"planned {data['exports']} exports: {data['enqueued']} new results, {data['expired_now']} expired; "
-        f"{len(data['copied'])} copied in {data['invocations']} copier invocations ({data['retried']} retried)"
-    ]
-    if data["planner_error"]:
-        lines.append(f"planner: {data['planner_error']}")
+    if data["planner_error"] and not data.get("planned", True):
+        # Nothing was planned: say why first, with no "planned 0 exports" line before it.
+        lines = [f"planner: sync failed before planning: {data['planner_error']}"]
+    else:
+        lines = [
+            f"planned {data['exports']} exports: {data['enqueued']} new results, {data['expired_now']} expired; "
+            f"{len(data['copied'])} copied in {data['invocations']} copier invocations ({data['retried']} retried)"
+        ]
+        if data["planner_error"]:
+            lines.append(f"planner: {data['planner_error']}")
+    invalid = data.get("invalid", [])
+    lines += [f"skipped invalid {i['what']}: {i['item']}: {i['error']}" for i in invalid]
+    if data.get("invalid_count", 0) > len(invalid):
+        lines.append(f"skipped {data['invalid_count'] - len(invalid)} more invalid items (see the planner's log)")
     # In words even for reasons recorded by earlier versions (class names, codec messages).
     lines += [f"failed: {f['export']} {f['result_id']}: {wording.words(f['error'])}" for f in data["failed"]]
     lines += [f"expired: {e['export']} {e['result_id']}" for e in data["expired"]]

@@ -80,7 +80,7 @@ def cmd_sync(args: argparse.Namespace) -> ExitCode:
 
         out = console()
         for line in progress.render_lines(data):
-            style = "red" if line.startswith(("failed", "planner", "still failed", "expired")) else ""
+            style = "red" if line.startswith(("failed", "planner", "still failed", "expired", "skipped")) else ""
             # Text, not markup: a reason may hold brackets; soft_wrap: one line stays one line (a pipe, a log).
             out.print(Text(line, style=style), highlight=False, soft_wrap=True)
     code = sync_exit(data, dry_run=dry_run)

@@ -36,6 +36,20 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         "deferred": len(report.deferred),
     }
     logger.info("planned", extra=summary)
+    # What was skipped, by name (for the CLI's summary; already logged one by one and told once each by SNS).
+    summary["invalid_items"] = [list(i) for i in report.invalid[:MAX_INVALID_LISTED]]
     if report.errors:
-        raise ExportlakeError(f"planning failed for {len(report.errors)} export(s): {'; '.join(report.errors)}")
+        raise PlanningFailed(f"planning failed for {len(report.errors)} export(s): {'; '.join(report.errors)}", summary)
     return summary
+
+
+#: Invalid items named in a planner's summary at most (the rest are counted).
+MAX_INVALID_LISTED = 50
+
+
+class PlanningFailed(ExportlakeError):
+    """Some exports could not be planned (the others were): the invocation fails, the summary stays known."""
+
+    def __init__(self, message: str, summary: dict[str, Any]):
+        super().__init__(message)
+        self.summary = summary
