@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import boto3
 from botocore.config import Config
 
-from exportlake.adapters.catalog import GlueCatalog
+from exportlake.adapters.catalog import GlueCatalog, InvocationCatalog
 from exportlake.adapters.gateway import HttpGateway
 from exportlake.adapters.lakestore import S3LakeStore
 from exportlake.adapters.ledger import DynamoLedger
@@ -224,8 +224,12 @@ def _erase_workers(value: str) -> int:
     return int(value)
 
 
-def build_copy_service(metrics: Metrics) -> CopyService:
-    """The copy service (its stream adapter imported here so the planner never loads pyarrow: a faster start)."""
+def build_copy_service(metrics: Metrics, *, per_invocation: bool = False) -> CopyService:
+    """The copy service (its stream adapter imported here so the planner never loads pyarrow: a faster start).
+
+    ``per_invocation``: for one copier invocation (an SQS batch), whose table definitions are then read once per
+    table (``InvocationCatalog``) instead of once per result.
+    """
     from exportlake.convert.stream import StreamConverter
     from exportlake.domain.copying import LEASE_SECONDS, CopyService
 
@@ -233,7 +237,8 @@ def build_copy_service(metrics: Metrics) -> CopyService:
     lease = _lease_seconds(os.environ.get("EXPORTLAKE_LEASE_SECONDS", ""), LEASE_SECONDS)
     store = lake_store()
     converter = StreamConverter(store, raw_archive=raw_archive_enabled(os.environ.get("EXPORTLAKE_RAW_ARCHIVE", "")))
-    services = (gateway(), ledger(), catalog(), store, converter, notifier(), metrics)
+    tables = InvocationCatalog(catalog()) if per_invocation else catalog()
+    services = (gateway(), ledger(), tables, store, converter, notifier(), metrics)
     return CopyService(*services, lease_seconds=lease, progress=_copy_progress, privacy=erase_service())
 
 

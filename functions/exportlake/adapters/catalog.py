@@ -290,3 +290,40 @@ class GlueCatalog:
         ):
             out.extend(page.get("Partitions", []))
         return out
+
+
+class InvocationCatalog:
+    """The ``Catalog`` for one copier invocation: each table's columns read once (GetTable), then kept current by
+    this invocation's own changes. Another copier's concurrent change is seen as without it: at the next read of a
+    later invocation, or when this one adds columns (``add_columns`` reads the table again and merges)."""
+
+    def __init__(self, catalog: GlueCatalog):
+        self._catalog = catalog
+        self.database = catalog.database
+        self._columns: dict[str, list[str] | None] = {}
+
+    def columns(self, table: str) -> list[str] | None:
+        """The table's columns, read once per invocation (None: no such table)."""
+        if table not in self._columns or self._columns[table] is None:
+            self._columns[table] = self._catalog.columns(table)
+        found = self._columns[table]
+        return None if found is None else list(found)
+
+    def create_table(self, table: str, columns: Sequence[str], description: str = "") -> None:
+        """Create the table (the next ``columns`` reads it back: another copier may have made it first)."""
+        self._catalog.create_table(table, columns, description)
+        self._columns.pop(table, None)
+
+    def add_columns(self, table: str, new_columns: Sequence[str]) -> list[str]:
+        """Add columns; the merged list is what this invocation knows from now on."""
+        merged = self._catalog.add_columns(table, new_columns)
+        self._columns[table] = list(merged)
+        return merged
+
+    def partition_exists(self, table: str, values: Sequence[str]) -> bool:
+        """As ``GlueCatalog.partition_exists``."""
+        return self._catalog.partition_exists(table, values)
+
+    def register_partition(self, table: str, values: Sequence[str], location: str, columns: Sequence[str]) -> bool:
+        """As ``GlueCatalog.register_partition``."""
+        return self._catalog.register_partition(table, values, location, columns)

@@ -124,14 +124,24 @@ class CopyService:
             lambda: self._ledger.renew_lease(job, owner, self._lease_seconds),
             heartbeat=self._heartbeat,
         )
+        lease.acquired_wall = now
+        # The ledger proves a first attempt ever: no manifest, parts or uploads of an earlier one can exist, so the
+        # crash-recovery probes (manifest read, prefix listing, open uploads) are skipped.
+        first = entry.first_attempt
         try:
-            manifest = self._read_manifest(job)
+            manifest = None if first else self._read_manifest(job)
             outcome = self._resume(job, manifest, lease) if manifest else None
             if outcome is None:
-                outcome = self._copy_fresh(job, lease)
+                outcome = self._copy_fresh(job, lease, first=first)
             lease.check()
             won = self._ledger.mark_copied(
-                job, owner, rows=outcome.rows, size=outcome.bytes_in, table=outcome.table, location=outcome.location
+                job,
+                owner,
+                rows=outcome.rows,
+                size=outcome.bytes_in,
+                table=outcome.table,
+                location=outcome.location,
+                notify_seconds=notices.NOTIFY_LEASE_SECONDS,  # the winner holds the notice's claim at once
             )
         except BaseException as exc:
             lease.release()
@@ -139,9 +149,12 @@ class CopyService:
                 self._ledger.end_attempt(job, owner, wording.describe(exc))
             raise
         lease.release()
-        # Even when another call made the transition (a retried write whose first answer was lost), the
-        # notification is still owed until someone has claimed and sent it.
-        self._notify_copied(job, outcome, owner)
+        if won:
+            self._announce(job, outcome, owner)
+        else:
+            # Another call made the transition (a retried write whose first answer was lost): the notification
+            # is still owed until someone has claimed and sent it.
+            self._notify_copied(job, outcome, owner)
         if won:
             self._metrics.add(metricnames.RESULTS_COPIED, 1, "Count")
             self._metrics.add(metricnames.ROWS_COPIED, outcome.rows, "Count")
@@ -166,7 +179,7 @@ class CopyService:
         return True
 
     # -- the copy ---------------------------------------------------------------------------------------------
-    def _copy_fresh(self, job: CopyJob, lease: Lease) -> CopyOutcome:
+    def _copy_fresh(self, job: CopyJob, lease: Lease, *, first: bool = False) -> CopyOutcome:
         last: ExportlakeError = TransientError("no download attempt made")
         for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
             lease.check()
@@ -183,7 +196,7 @@ class CopyService:
                 last = exc
         else:
             raise last
-        return self._finish(job, conversion, lease)
+        return self._finish(job, conversion, lease, first=first)
 
     def _convert(self, job: CopyJob, chunks: Iterator[bytes], lease: Lease) -> Conversion:
         told, progress = self._progress, None
@@ -202,13 +215,15 @@ class CopyService:
             progress=progress,
         )
 
-    def _finish(self, job: CopyJob, conv: Conversion, lease: Lease) -> CopyOutcome:
-        """Everything after the objects exist: tidy the prefix, the table, the manifest, the partition."""
+    def _finish(self, job: CopyJob, conv: Conversion, lease: Lease, *, first: bool = False) -> CopyOutcome:
+        """Everything after the objects exist: tidy the prefix (not on a first attempt: only its own objects are
+        there), the table, the manifest, the partition."""
         place = conv.place
         written = {p.key for p in conv.parts}
         try:
             lease.check()
-            self._tidy(place, keep=written)
+            if not first:
+                self._tidy(place, keep=written)
             fields = [validate_column_name(f) for f in conv.fields]
             lease.check()
             columns, diff = self._reconcile_table(job, place.table, fields, has_rows=conv.rows > 0)
@@ -230,7 +245,7 @@ class CopyService:
                 schema_diff=diff,
                 copied_at=to_text(self._clock()),
             )
-            lease.confirm()
+            self._confirm(lease)
             self._store.put(place.manifest_key, manifest.to_json(), "application/json")
         except BaseException:
             # Nothing of a failed copy may linger, even invisible (no partition names it yet).
@@ -238,7 +253,7 @@ class CopyService:
                 self._tidy(place, keep=set())
             raise
         manifest = self._suppress(manifest, lease)
-        lease.confirm()
+        self._confirm(lease)
         self._catalog.register_partition(place.table, place.values, manifest.location, columns)
         latest.advance(self._store, latest.Pointer.of(manifest), self._pointers)  # after the partition, never before
         return self._outcome(manifest, diff)
@@ -351,11 +366,35 @@ class CopyService:
             return entry.lease_owner
         return ""
 
+    def _confirm(self, lease: Lease) -> None:
+        """Prove the lease before a visible step: a renewal, unless it was proven within a third of its length
+        (by the lease's own clock and the service's): nobody can hold it then but a taker of a provably dead
+        holder, and this copier is alive. Small results so make no renewal at all."""
+        within = self._lease_seconds / 3
+        wall = lease.acquired_wall
+        if wall is not None and (self._clock() - wall).total_seconds() < within and lease.proven_within(within):
+            lease.check()
+            return
+        lease.confirm()
+
     # -- notifications ----------------------------------------------------------------------------------------
+    def _announce(self, job: CopyJob, outcome: CopyOutcome, owner: str) -> None:
+        """Send ``result.copied`` under the claim ``mark_copied`` took with the transition, then record it sent."""
+        try:
+            self._publish_copied(job, outcome)
+        except BaseException:
+            self._ledger.release_notification(job.export_name, job.result_id)
+            raise
+        self._ledger.mark_notified(job.export_name, job.result_id)
+
     def _notify_copied(self, job: CopyJob, outcome: CopyOutcome, owner: str) -> None:
         entry = self._ledger.get(job.export_name, job.result_id)
         take_over = ""
-        if entry is not None and entry.notify_owner and holder_is_dead(entry.notify_owner):
+        if (
+            entry is not None
+            and entry.notify_owner
+            and (entry.notify_owner == owner or holder_is_dead(entry.notify_owner))
+        ):  # its claim is ours (a retried mark_copied took it) or a dead sender's
             take_over = entry.notify_owner
         # Sent already, or being sent by another live copier: nothing to do.
         notices.notify_once(
@@ -363,19 +402,22 @@ class CopyService:
             job.export_name,
             job.result_id,
             ResultState.COPIED,
-            lambda: notices.result_copied(
-                self._notifier,
-                export_name=job.export_name,
-                result_id=job.result_id,
-                rows=outcome.rows,
-                size=outcome.bytes_in,
-                created_at=to_text(job.created_at),
-                location=outcome.location,
-                athena_table=f"{self._catalog.database}.{outcome.table}",
-                manifest=f"s3://{self._store.bucket}/{outcome.manifest_key}",
-            ),
+            lambda: self._publish_copied(job, outcome),
             owner=owner,
             take_over=take_over,
+        )
+
+    def _publish_copied(self, job: CopyJob, outcome: CopyOutcome) -> None:
+        notices.result_copied(
+            self._notifier,
+            export_name=job.export_name,
+            result_id=job.result_id,
+            rows=outcome.rows,
+            size=outcome.bytes_in,
+            created_at=to_text(job.created_at),
+            location=outcome.location,
+            athena_table=f"{self._catalog.database}.{outcome.table}",
+            manifest=f"s3://{self._store.bucket}/{outcome.manifest_key}",
         )
 
     def _notify_schema(self, job: CopyJob, table: str, diff: SchemaDiff, columns: list[str]) -> None:

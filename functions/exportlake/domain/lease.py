@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from exportlake.domain.errors import LeaseLost
@@ -82,6 +83,9 @@ class Lease:
         self._renew = renew
         self._clock = clock
         self._valid_until = clock() + seconds
+        self._proven_at = clock()
+        #: When the lease was taken by the caller's wall clock (set by the caller; see ``CopyService._confirm``).
+        self.acquired_wall: datetime | None = None
         self._lost = ""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -99,6 +103,7 @@ class Lease:
             ok = None
         if ok:
             self._valid_until = started + self.seconds
+            self._proven_at = started
         elif ok is False:
             self._lost = "another copier took the lease"
         if not self._lost and self._clock() >= self._valid_until:
@@ -108,6 +113,10 @@ class Lease:
         """Prove the lease is still ours with a renewal now, then ``check`` (before each visible step)."""
         self.renew()
         self.check()
+
+    def proven_within(self, seconds: float) -> bool:
+        """True if the lease was taken or renewed less than ``seconds`` ago (and is not lost)."""
+        return not self.lost and self._clock() - self._proven_at < seconds
 
     @property
     def lost(self) -> bool:

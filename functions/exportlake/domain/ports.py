@@ -176,7 +176,19 @@ class Ledger(Protocol):
 
     def renew_lease(self, job: CopyJob, owner: str, lease_seconds: float) -> bool: ...
 
-    def mark_copied(self, job: CopyJob, owner: str, *, rows: int, size: int, table: str, location: str) -> bool: ...
+    def mark_copied(
+        self,
+        job: CopyJob,
+        owner: str,
+        *,
+        rows: int,
+        size: int,
+        table: str,
+        location: str,
+        notify_seconds: float = 0.0,
+    ) -> bool:
+        """Copied, by the lease holder; with ``notify_seconds`` the same write claims the notice for ``owner``."""
+        ...
 
     def claim_notification(
         self,

@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from exportlake import bootstrap
 from exportlake.domain import wording
+from exportlake.domain.copying import CopyService
 from exportlake.domain.errors import DocumentError, DownloadRefused, HeldElsewhere, ValidationError
 from exportlake.domain.limits import MAX_RECEIVES
 from exportlake.domain.models import CopyJob
@@ -17,6 +18,9 @@ from exportlake.handlers.common import PowertoolsMetrics, bound_waits, logger, m
 
 # Errors no retry can fix: report them at once instead of after every redelivery.
 PERMANENT = (DocumentError, ValidationError, DownloadRefused)
+
+#: The copy service of the invocation being handled (the batch's records share it).
+_invocation: dict[str, CopyService] = {}
 
 # Report every failed message, even when all of a batch failed: the queue retries each on its own.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -26,7 +30,7 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 def copy_one(record: SQSRecord) -> None:
     """Copy the result named by one message; raise to hand the message back to the queue."""
     job = CopyJob.from_json(record.body)
-    service = bootstrap.build_copy_service(PowertoolsMetrics(metrics))
+    service = _invocation.get("service") or bootstrap.build_copy_service(PowertoolsMetrics(metrics))
     logger.append_keys(export=job.export_name, result_id=job.result_id)
     try:
         outcome = service.copy(job)
@@ -55,5 +59,10 @@ def copy_one(record: SQSRecord) -> None:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Process an SQS batch; failed messages come back as ``batchItemFailures``."""
     bound_waits(context)
-    response = process_partial_response(event=event, record_handler=copy_one, processor=processor, context=context)
+    # One copy service per invocation: its table definitions are read once per table for the whole batch.
+    _invocation["service"] = bootstrap.build_copy_service(PowertoolsMetrics(metrics), per_invocation=True)
+    try:
+        response = process_partial_response(event=event, record_handler=copy_one, processor=processor, context=context)
+    finally:
+        _invocation.clear()
     return dict(response)
