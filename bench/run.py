@@ -123,6 +123,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--taskset", default=None, help="pin every measured child to these CPUs (e.g. 0: one vCPU)")
     p.add_argument("--report", default=None, help="print the tables and targets again from a results JSON file")
+    p.add_argument(
+        "--year-two",
+        choices=("all", "no-op", "backfill"),
+        nargs="?",
+        const="all",
+        default=None,
+        help="only the year-two run (bench.yeartwo): a no-op sync over 10 x 8,760 results and a 1,000-result"
+        " backfill, each beside the baseline (~10 min)",
+    )
     args = p.parse_args(argv)
     # The default run is short (1M, 3 runs, the baseline beside it, the profile); --full is the issue's whole run.
     args.sizes = args.sizes or ("1M,5M" if args.full else "1M")
@@ -1027,6 +1036,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.report:
         return report_again(Path(args.report))
+    if args.year_two:
+        return year_two(args)
     BENCH_DIR.mkdir(exist_ok=True)
     _spawner = Spawner()  # first, while this process is still small
     if args.taskset:
@@ -1126,6 +1137,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     out = BENCH_DIR / (f"results-taskset-{args.taskset}.json" if args.taskset else "results.json")
     out.write_text(json.dumps(results, indent=1))
+    print(f"\nwrote {out.relative_to(REPO_ROOT)}")
+    return 0
+
+
+def year_two(args: argparse.Namespace) -> int:
+    """``--year-two``: bench.yeartwo for the worktree and the baseline; prints and writes its results."""
+    global _spawner  # noqa: PLW0603 - one spawner per harness run
+    from bench import yeartwo
+
+    BENCH_DIR.mkdir(exist_ok=True)
+    _spawner = Spawner()
+    against = (args.against, checkout_functions(args.against)) if args.against else None
+    compile_code(REPO_ROOT / "functions", *([against[1]] if against else []))
+    print(f"exportlake bench, year two: worktree{f' and @{against[0]}' if against else ''}", flush=True)
+    result = yeartwo.run(against, no_op_run=args.year_two in ("all", "no-op"),
+                         backfill_run=args.year_two in ("all", "backfill"))  # fmt: skip
+    _spawner.close()
+    yeartwo.report(result)
+    out = BENCH_DIR / "results-yeartwo.json"
+    out.write_text(json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(),
+                               "against": args.against, **result}, indent=1))  # fmt: skip
     print(f"\nwrote {out.relative_to(REPO_ROOT)}")
     return 0
 

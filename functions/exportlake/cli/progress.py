@@ -117,8 +117,10 @@ class SyncProgress:
             if key in self._seen:
                 continue
             self._seen.add(key)
-            entry = self.read_entry(*key)
             self.results += 1
+            if self._progress is None:
+                continue  # nothing shows rows and bytes: no ledger read per result
+            entry = self.read_entry(*key)
             if entry is not None:
                 self.rows += entry.rows
                 self.bytes += entry.bytes
