@@ -25,7 +25,7 @@ from exportlake.cli.errors import explain, secret_hint, where
 from exportlake.cli.exitcodes import ExitCode, checks_exit
 from exportlake.domain.errors import ConfigError
 from exportlake.domain.models import ResultRef, ResultState
-from exportlake.domain.timefmt import utc_now
+from exportlake.domain.timefmt import parse_time, utc_now
 from exportlake.domain.wording import describe
 
 
@@ -266,6 +266,28 @@ def check_expiry(state: _State, clients: Callable[[str], Any]) -> str:
     return line
 
 
+def check_reconcile(state: _State, clients: Callable[[str], Any]) -> str:
+    """The full pass over each export's listing: how often (``reconcileHours``), when it last completed, and
+    which exports have one running; broken when one is long overdue (the planner is not finishing it)."""
+    from exportlake.adapters.ledger import DynamoLedger
+
+    every = state.settings.reconcile_hours
+    states = DynamoLedger(clients("dynamodb"), state.settings.ledger_table).export_states()
+    head = f"full pass every {every} h (reconcileHours)"
+    if not states:
+        return f"{head}; no export planned yet"
+    now = utc_now()
+    done = [t for t in (parse_time(s.recon_at) for s in states.values()) if t is not None]
+    running = sorted(name for name, s in states.items() if s.recon_page)
+    line = head + (f"; oldest complete pass {_hours(now - min(done))} ago" if done else "; none complete yet")
+    if running:
+        line += f"; running for {len(running)} export(s) ({', '.join(running[:3])}{', …' if len(running) > 3 else ''})"
+    # Overdue: due plus a day of runs to finish it (docs/performance.md bounds a pass to well under a day).
+    if not done or now - min(done) > timedelta(hours=every + 24):
+        raise Broken(line, "run `exportlake sync` (each run finishes a slice); if it stays, read the planner's logs")
+    return line
+
+
 def _hours(delta: timedelta) -> str:
     hours = delta.total_seconds() / 3600
     return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
@@ -285,6 +307,7 @@ CHECKS: tuple[tuple[str, Callable[[_State, Callable[[str], Any]], str]], ...] = 
     ("download url", check_download_url),
     ("allowlist", check_allowlist),
     ("resources", check_resources),
+    ("reconcile", check_reconcile),
     ("expiry", check_expiry),
     ("alarms", deploychecks.check_alarms),
 )
