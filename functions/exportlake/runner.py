@@ -116,6 +116,8 @@ class SyncReport:
     recovered: list[tuple[str, str]] = field(default_factory=list)
     #: Multipart uploads left open by killed runs and aborted by this sync.
     aborted_uploads: int = 0
+    #: Every entry still unfinished at the end (failed ones of earlier runs included), as the ledger said.
+    unfinished: list[LedgerEntry] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -239,22 +241,34 @@ def _unfinished(entries: list[LedgerEntry]) -> list[LedgerEntry]:
     ]
 
 
-def open_entries(
+def ledger_view(
     only_exports: frozenset[str] | None = None, also: set[tuple[str, str]] | None = None
-) -> list[LedgerEntry]:
-    """Every entry not finished (queued, copying, failed, or not announced), as the table holds it now.
+) -> dict[tuple[str, str], LedgerEntry]:
+    """The entries not finished (queued, copying, failed, or not announced) and the ``also`` keys (this run's
+    results, in any state), as the table holds them now.
 
     Found through the ledger's sparse index per export (exports the planner keeps a state for, ``only_exports``
     when given), never by a Scan; the index may lag behind a write, so each entry is read again by key
-    (consistent) together with the ``also`` keys (this run's results).
+    (consistent).
     """
     ledger = bootstrap.ledger()
     names = set(only_exports) if only_exports is not None else set(ledger.export_states())
-    names |= {e for e, _ in also or set() if only_exports is None or e in only_exports}
+    mine = {k for k in also or set() if only_exports is None or k[0] in only_exports}
+    names |= {e for e, _ in mine}
     keys = [(e.export_name, e.result_id) for name in sorted(names) for e in ledger.open_entries(name).values()]
-    fresh = ledger.get_many([*keys, *sorted(also or set())])
-    return [e for e in fresh.values() if e.state in (ResultState.QUEUED, ResultState.COPYING, ResultState.FAILED)
-            or not e.notified]  # fmt: skip
+    return ledger.get_many([*keys, *sorted(mine)])
+
+
+def is_unfinished(entry: LedgerEntry) -> bool:
+    """Queued, copying, failed, or not yet announced: what the ledger's index holds."""
+    return entry.state in (ResultState.QUEUED, ResultState.COPYING, ResultState.FAILED) or not entry.notified
+
+
+def open_entries(
+    only_exports: frozenset[str] | None = None, also: set[tuple[str, str]] | None = None
+) -> list[LedgerEntry]:
+    """Every entry not finished, as the table holds it now (see ``ledger_view``)."""
+    return [e for e in ledger_view(only_exports, also).values() if is_unfinished(e)]
 
 
 def _held_by_live(entry: LedgerEntry, now: str) -> bool:
@@ -281,18 +295,20 @@ def finish_unfinished(
     wait: float = HELD_WAIT_SECONDS,
     on_batch: Callable[[Sequence[tuple[str, str]]], None] | None = None,
     only_exports: frozenset[str] | None = None,
-) -> None:
+) -> dict[tuple[str, str], LedgerEntry]:
     """Make the ledger the truth: queue and copy every unfinished result nobody live holds, wait for the rest.
 
     Results left "queued"/"copying" by killed runs (or whose messages are hidden by a killed receive) are found
     here, not 24 hours later; the same copier code runs on them through the same queue and event shapes.
+    Returns the last ``ledger_view`` it read (nothing was done after it: the run's final state).
     """
     queue = bootstrap.job_queue()
     deadline = time.monotonic() + wait
     rounds = 0
     while True:
         now = now_text()
-        left = _unfinished(open_entries(only_exports, seen))
+        view = ledger_view(only_exports, seen)
+        left = _unfinished([e for e in view.values() if is_unfinished(e)])
         ready = [e for e in left if not _held_by_live(e, now)]
         held = [e for e in left if _held_by_live(e, now)]
         if ready and rounds < MAX_FINISH_ROUNDS:
@@ -308,10 +324,10 @@ def finish_unfinished(
             seen |= more
             continue
         if not held:
-            return  # done, or what is left is reported as pending
+            return view  # done, or what is left is reported as pending
         if time.monotonic() >= deadline:
             report.held.extend((e.export_name, e.result_id) for e in held)
-            return
+            return view
         time.sleep(1.0)  # a live holder renews its lease; a dead one's lapses within the lease time
 
 
@@ -364,12 +380,11 @@ def sync(
     if on_planned is not None:
         on_planned(report.planned)
     report.invocations, report.retried, seen = drain_queue(on_batch=on_batch)
-    finish_unfinished(report, seen, wait=wait, on_batch=on_batch, only_exports=only_exports)
+    # This run's results and whatever is still unfinished: by key and through the index, never a Scan.
+    entries = finish_unfinished(report, seen, wait=wait, on_batch=on_batch, only_exports=only_exports)
+    report.unfinished = [e for e in entries.values() if is_unfinished(e)]
     report.aborted_uploads = sweep_uploads()
     held = set(report.held)
-    # This run's results and whatever is still unfinished: by key and through the index, never a Scan.
-    entries = {(e.export_name, e.result_id): e for e in open_entries(only_exports, seen)}
-    entries |= bootstrap.ledger().get_many(sorted(k for k in seen if only_exports is None or k[0] in only_exports))
     for entry in sorted(entries.values(), key=lambda e: (e.export_name, e.result_id)):
         key = (entry.export_name, entry.result_id)
         if entry.state == ResultState.COPIED:

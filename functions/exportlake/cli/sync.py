@@ -25,13 +25,12 @@ def _since(value: str | None) -> datetime | None:
     return moment
 
 
-def _open_failures(exports: frozenset[str] | None) -> list[Any]:
-    """Ledger entries left failed that can still be copied (not expired), in the selected exports."""
+def _open_failures(exports: frozenset[str] | None, unfinished: list[Any]) -> list[Any]:
+    """Ledger entries left failed that can still be copied (not expired), in the selected exports (from the
+    run's last look at the unfinished entries: failed results stay in the ledger's index of them)."""
     now = utc_now()
     out = []
-    from exportlake.runner import open_entries
-
-    for entry in open_entries(exports):  # failed results stay in the ledger's index of unfinished ones
+    for entry in unfinished:
         if entry.state != ResultState.FAILED or (exports is not None and entry.export_name not in exports):
             continue
         expires = parse_time(entry.expires_at)
@@ -69,7 +68,7 @@ def cmd_sync(args: argparse.Namespace) -> ExitCode:
         only_exports=sorted(exports or ()),
         since=to_text(since) if since else "",
         dry_run=dry_run,
-        ledger_failed=[] if dry_run else _open_failures(exports),
+        ledger_failed=[] if dry_run else _open_failures(exports, report.unfinished),
     )
     if not dry_run:
         data["ok"] = data["ok"] and not data["ledger_failed"]
