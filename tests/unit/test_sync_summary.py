@@ -27,8 +27,8 @@ def test_the_summary_names_the_invalid_exports_and_results_it_skipped() -> None:
     )
     lines = lines_of(report)
     assert lines[0].startswith("planned 2 exports: 1 new results")
-    assert "skipped invalid export: {\"system_name\": \"../etc\"}: export name '../etc' is not valid" in lines
-    assert "skipped invalid result: {\"id\": \"x/y\"}: result id 'x/y' is not valid" in lines
+    assert 'skipped invalid export: {"system_name": "../etc"}: export name \'../etc\' is not valid' in lines
+    assert 'skipped invalid result: {"id": "x/y"}: result id \'x/y\' is not valid' in lines
 
 
 def test_a_run_that_failed_as_a_whole_says_so_without_a_plan_line_before_it() -> None:
