@@ -133,7 +133,8 @@ def test_doctor_pinpoints_each_broken_link_in_turn(ops: Stack) -> None:
         "alarms",
     ]
     assert all(c["ok"] for c in healthy)
-    assert healthy[9]["detail"].startswith("full pass every 24 h (reconcileHours)")
+    reconcile = next(c for c in healthy if c["name"] == "reconcile")
+    assert reconcile["detail"].startswith("full pass every 24 h (reconcileHours)")
     assert "local endpoint" in healthy[1]["detail"]
     broken = [
         ({"EXPORTLAKE_QUEUE_URL": ""}, "settings", "EXPORTLAKE_QUEUE_URL"),
