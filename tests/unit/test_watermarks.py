@@ -29,10 +29,15 @@ class CountingLedger(InMemoryLedger):
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.full_reads: list[str] = []
+        self.claims = 0
 
     def entries(self, export_name: str) -> dict[str, LedgerEntry]:
         self.full_reads.append(export_name)
         return super().entries(export_name)
+
+    def claim_queued(self, ref: ResultRef, **kw: Any) -> bool:
+        self.claims += 1
+        return super().claim_queued(ref, **kw)
 
 
 class Ticker:
@@ -78,8 +83,10 @@ def test_a_run_with_nothing_new_reads_one_page_per_export_and_no_history() -> No
     gw.pages.clear()
     ledger.full_reads.clear()
     gw.listed.clear()
+    writes, claims = ledger.writes, ledger.claims
 
     report = planner.run(NOW + timedelta(hours=1))
+    assert (ledger.writes, ledger.claims) == (writes, claims)  # not even a refused claim of last_run
     assert report.enqueued == [] and queue.sent == []
     assert sorted(gw.pages) == [(f"export-{i}", 1) for i in range(3)]  # one page each, never the whole listing
     assert ledger.full_reads == [] and gw.listed == []

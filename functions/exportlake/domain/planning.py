@@ -273,7 +273,13 @@ class Planner:
             # No order to rely on: only the whole listing tells what is missing (the documented fallback).
             listed = self._gateway.list_results(name, on_invalid=on_invalid)
             known = self._ledger.entries(name)
-        self.apply(export, listed, known, now, report, retry_failed)
+        planned_before = (
+            state is not None and export.last_run is not None and export.last_run.result_id == state.newest_id
+        )
+        # ``last_run`` already planned (the watermark): not a candidate again (a claim would only be refused).
+        self.apply(
+            Export(export.id, name, None) if planned_before else export, listed, known, now, report, retry_failed
+        )
         if inc.state != state:
             self._ledger.save_export_state(inc.state)
         return inc.state
