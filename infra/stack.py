@@ -13,6 +13,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct, IConstruct
 
 from exportlake import iam as permissions
+from exportlake.adapters.ledgerindex import UNFINISHED_INDEX
 from exportlake.domain.schemas import TABLES_PREFIX
 from infra import bundling
 from infra.config import Config
@@ -124,10 +125,11 @@ class ExportLakeStack(cdk.Stack):
         """The ARNs a grant's symbolic resource stands for in this stack."""
         bucket = self.lake.bucket
         database = self.catalog.database_name
+        ledger_arn = self.ledger.table.table_arn
         arns: dict[str, list[str]] = {
             permissions.SECRET: [self.secret.policy_arn],
-            # The table and its indexes (the planner Queries the index of unfinished results).
-            permissions.LEDGER: [self.ledger.table.table_arn, f"{self.ledger.table.table_arn}/index/*"],
+            # The table and its index of unfinished results (the planner Queries it), by name: no wildcard.
+            permissions.LEDGER: [ledger_arn, f"{ledger_arn}/index/{UNFINISHED_INDEX}"],
             permissions.COPY_QUEUE: [self.copy_jobs.queue.queue_arn],
             permissions.COPY_DLQ: [self.copy_jobs.dlq.queue_arn],
             permissions.PLANNER_FAILURES: [self.schedule.failed_runs.queue_arn],
