@@ -197,7 +197,7 @@ USES: dict[str, dict[str, tuple[str, ...]]] = {
             "release_notification",
             "mark_notified",
         ),
-        # Queries the index of unfinished results (the stack grants the table's indexes with the table).
+        # Queries the index of unfinished results (the stack grants it by name with the table).
         "exportlake.adapters.ledgerindex.LedgerIndex": (
             "open_entries",
             "adopt",
