@@ -182,6 +182,8 @@ LAMBDA_GRANTS: dict[str, tuple[Grant, ...]] = {
 
 ALL_METHODS = ("*",)
 
+#: The lake store methods a copy uses (the copier, and the eraser that rewrites a copy).
+_LAKE_STORE_COPY = ("get", "put", "list_keys", "delete", "open_object", "abort_uploads")
 #: The adapter methods each function calls, by class; the source of ``GRANTS`` (the adapter scan checks it).
 #: A method of a listed class that is named nowhere here is taken as used by every function using the class.
 USES: dict[str, dict[str, tuple[str, ...]]] = {
@@ -236,16 +238,7 @@ USES: dict[str, dict[str, tuple[str, ...]]] = {
         "exportlake.adapters.privacy.DynamoPrivacy": ("suppressed", "count_suppressed"),
         "exportlake.adapters.lakeversions.VersionedLakeStore": ("get_range", "sweep"),
         "exportlake.adapters.partitions.GluePartitions": ("partition_location", "move_partition"),
-        "exportlake.adapters.lakestore.S3LakeStore": (
-            "get",
-            "put",
-            "list_keys",
-            "delete",
-            "open_object",
-            "abort_uploads",
-            "get_versioned",
-            "put_if",
-        ),
+        "exportlake.adapters.lakestore.S3LakeStore": (*_LAKE_STORE_COPY, "get_versioned", "put_if"),
     },
     TABLES: {
         "exportlake.adapters.catalog.GlueCatalog": (
@@ -287,14 +280,7 @@ USES: dict[str, dict[str, tuple[str, ...]]] = {
             "drop_partition",
         ),
         "exportlake.adapters.s3sink.MultipartSink": ALL_METHODS,
-        "exportlake.adapters.lakestore.S3LakeStore": (
-            "get",
-            "put",
-            "list_keys",
-            "delete",
-            "open_object",
-            "abort_uploads",
-        ),
+        "exportlake.adapters.lakestore.S3LakeStore": _LAKE_STORE_COPY,
         "exportlake.adapters.lakeversions.VersionedLakeStore": ("get_range", "sweep"),
     },
 }
