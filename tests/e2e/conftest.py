@@ -45,15 +45,20 @@ class Stack:
         return boto3.client(service, endpoint_url=self.moto.endpoint, region_name=LOCAL_REGION)
 
 
+def local_env(moto: MotoServer, sim: GatewaySimulator, cache: Path) -> dict[str, str]:
+    """The settings that point the command at ``moto`` and ``sim`` (cache under ``cache``), its secret stored."""
+    env = demo_env(moto.endpoint, sim.url, LOCAL_REGION, LOCAL_ACCOUNT)
+    env["EXPORTLAKE_CACHE_DIR"] = str(cache / "cache")
+    boto3.client("secretsmanager", endpoint_url=moto.endpoint, region_name=LOCAL_REGION).create_secret(
+        Name=env["EXPORTLAKE_SECRET_ID"],
+        SecretString=json.dumps({"client_id": sim.client_id, "client_secret": sim.client_secret}),
+    )
+    return env
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """One moto server and simulator per test module (each test provisions for itself: provision is idempotent)."""
     tmp_path = tmp_path_factory.mktemp("stack")
     with MotoServer() as moto, GatewaySimulator(seed=21, records=(10, 30), max_per_page=3) as sim:
-        env = demo_env(moto.endpoint, sim.url, LOCAL_REGION, LOCAL_ACCOUNT)
-        env["EXPORTLAKE_CACHE_DIR"] = str(tmp_path / "cache")
-        boto3.client("secretsmanager", endpoint_url=moto.endpoint, region_name=LOCAL_REGION).create_secret(
-            Name=env["EXPORTLAKE_SECRET_ID"],
-            SecretString=json.dumps({"client_id": sim.client_id, "client_secret": sim.client_secret}),
-        )
-        yield Stack(moto, sim, env)
+        yield Stack(moto, sim, local_env(moto, sim, tmp_path))

@@ -29,8 +29,9 @@ import boto3
 import pyarrow.parquet as pq
 import pytest
 
-from exportlake.emulator.provision import LOCAL_ACCOUNT, LOCAL_REGION, MotoServer, demo_env
+from exportlake.emulator.provision import LOCAL_REGION, MotoServer
 from exportlake.emulator.server import GatewaySimulator
+from tests.e2e.conftest import local_env
 
 ROOT = Path(__file__).resolve().parents[2]
 ROUNDS = int(os.environ.get("EXPORTLAKE_SOAK_ROUNDS", "3"))
@@ -77,14 +78,9 @@ def env(tmp_path: Path) -> Iterator[Env]:
         MotoServer() as moto,
         GatewaySimulator(seed=SEED, results_per_export=1, records=(RECORDS // 4, RECORDS), max_per_page=3) as sim,
     ):
-        env = demo_env(moto.endpoint, sim.url, LOCAL_REGION, LOCAL_ACCOUNT)
-        env["EXPORTLAKE_CACHE_DIR"] = str(tmp_path / "cache")
+        env = local_env(moto, sim, tmp_path)
         env["EXPORTLAKE_LEASE_SECONDS"] = "5"
         e = Env(moto, sim, env)
-        e.client("secretsmanager").create_secret(
-            Name=env["EXPORTLAKE_SECRET_ID"],
-            SecretString=json.dumps({"client_id": sim.client_id, "client_secret": sim.client_secret}),
-        )
         assert e.run("provision").returncode == 0
         yield e
 

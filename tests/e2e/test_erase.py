@@ -23,8 +23,9 @@ import boto3
 import pytest
 
 from exportlake.domain.erasure import person_key
-from exportlake.emulator.provision import LOCAL_ACCOUNT, LOCAL_REGION, MotoServer, demo_env
+from exportlake.emulator.provision import LOCAL_REGION, MotoServer
 from exportlake.emulator.server import GatewaySimulator
+from tests.e2e.conftest import local_env
 from tests.privacy import holders, userids_by_results, version_ids, visible, without
 
 pytestmark = pytest.mark.slow
@@ -109,14 +110,9 @@ class Env:
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     tmp = tmp_path_factory.mktemp("erase")
     with MotoServer() as moto, GatewaySimulator(seed=19, results_per_export=3, records=(150, 400)) as sim:
-        env = demo_env(moto.endpoint, sim.url, LOCAL_REGION, LOCAL_ACCOUNT)
-        env["EXPORTLAKE_CACHE_DIR"] = str(tmp / "cache")
+        env = local_env(moto, sim, tmp)
         env["EXPORTLAKE_LEASE_SECONDS"] = "5"
         e = Env(moto, sim, env)
-        e.client("secretsmanager").create_secret(
-            Name=env["EXPORTLAKE_SECRET_ID"],
-            SecretString=json.dumps({"client_id": sim.client_id, "client_secret": sim.client_secret}),
-        )
         assert e.run("provision").returncode == 0
         synced = e.run("sync")
         assert synced.returncode == 0, synced.stdout + synced.stderr
