@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 
 from exportlake.domain.errors import ValidationError
 from exportlake.domain.schemas import LATEST_TABLE, MANIFESTS_PREFIX, RAW_PREFIX, TABLES_PREFIX, is_valid_name
+from exportlake.domain.timefmt import parse_time
 
 # system_name as the API shows it ("win-info"); it becomes an S3 key segment, a partition value and a URL path
 # segment, so only a conservative alphabet passes.
@@ -49,11 +50,10 @@ def parse_timestamp(value: object, what: str = "timestamp") -> datetime:
     """Parse an ISO 8601 timestamp from the API; naive values are taken as UTC."""
     if not isinstance(value, str):
         raise ValidationError(f"{what} {value!r} is not a timestamp string")
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValidationError(f"{what} {value!r} is not an ISO 8601 timestamp") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    parsed = parse_time(value)
+    if parsed is None:
+        raise ValidationError(f"{what} {value!r} is not an ISO 8601 timestamp")
+    return parsed
 
 
 def table_location(bucket: str, table: str) -> str:
